@@ -1,0 +1,21 @@
+import { Command } from 'commander'
+import { migrate } from '../db/migrate.js'
+import { SERVICE_VERSION } from '../version.js'
+import { withContext } from './run.js'
+import { registerUserCommands } from './users.js'
+
+const program = new Command()
+  .name('motion-ingest')
+  .description('Admin CLI for motion-ingest. Reads DATABASE_URL (or uses the embedded PostgreSQL) like the service.')
+  .version(SERVICE_VERSION)
+
+program.command('migrate')
+  .description('apply pending database migrations')
+  .action(() => withContext(async ({ pool, logger }) => {
+    const applied = await migrate(pool, logger)
+    console.log(applied.length ? `Applied migrations ${applied.join(', ')}.` : 'The database is up to date.')
+  }))
+
+registerUserCommands(program)
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,110 @@
+import { z } from 'zod'
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
+const flag = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
+const optionalText = z.string().trim().transform(value => value === '' ? undefined : value).optional()
+
+/**
+ * Every environment variable the service and the CLI read, with its default.
+ * `.env.example` and the README list the same variables in the same order.
+ */
+export const envSchema = z.object({
+  DATABASE_URL: optionalText.pipe(z.url().optional()),
+  EMBEDDED_PG_DIR: z.string().min(1).default('.data/postgres'),
+  EMBEDDED_PG_PORT: int(1, 65535).default(54329),
+  DB_POOL_MAX: int(2, 500).default(20),
+  MIGRATE_ON_START: flag.default(true),
+
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  COMMIT_SHA: z.string().min(1).default('unknown'),
+
+  ACCESS_TOKEN_TTL_SECONDS: int(60).default(7 * 24 * 3600),
+  ALLOW_PUBLIC_KEY_LOGIN: flag.default(true),
+  CHALLENGE_TTL_SECONDS: int(10, 3600).default(300),
+  AUTH_RATE_LIMIT_PER_MINUTE: int(1).default(30),
+  METRICS_TOKEN: optionalText,
+
+  SENSOR_READINGS_BATCH_SIZE: int(1, 100_000).default(375),
+  SESSION_TTL_SECONDS: int(1).default(600),
+  SESSION_REAPER_INTERVAL_MS: int(50, 60_000).default(1000),
+  SESSION_METADATA_MAX_BYTES: int(2, 1_048_576).default(16_384),
+
+  WS_MAX_CONNECTIONS: int(1).default(5000),
+  WS_MAX_CONNECTIONS_PER_USER: int(1).default(3),
+  WS_MAX_PAYLOAD_BYTES: int(1024).default(1_048_576),
+  WS_CREATE_SESSION_TIMEOUT_MS: int(100).default(30_000),
+  WS_PING_INTERVAL_MS: int(100).default(30_000),
+  WS_MAX_INFLIGHT_BATCHES: int(1, 1000).default(16),
+
+  INGEST_WRITERS: int(1, 64).default(2),
+  INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
+  INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
+
+  SHUTDOWN_GRACE_MS: int(100).default(10_000)
+})
+
+export type Env = z.input<typeof envSchema>
+
+function toConfig (env: z.output<typeof envSchema>) {
+  return {
+    databaseUrl: env.DATABASE_URL,
+    embeddedPg: { dir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
+    dbPoolMax: env.DB_POOL_MAX,
+    migrateOnStart: env.MIGRATE_ON_START,
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    commitSha: env.COMMIT_SHA,
+    auth: {
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      allowPublicKeyLogin: env.ALLOW_PUBLIC_KEY_LOGIN,
+      challengeTtlSeconds: env.CHALLENGE_TTL_SECONDS,
+      rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE
+    },
+    metricsToken: env.METRICS_TOKEN,
+    sessions: {
+      batchSize: env.SENSOR_READINGS_BATCH_SIZE,
+      ttlSeconds: env.SESSION_TTL_SECONDS,
+      reaperIntervalMs: env.SESSION_REAPER_INTERVAL_MS,
+      metadataMaxBytes: env.SESSION_METADATA_MAX_BYTES
+    },
+    ws: {
+      maxConnections: env.WS_MAX_CONNECTIONS,
+      maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,
+      maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
+      createSessionTimeoutMs: env.WS_CREATE_SESSION_TIMEOUT_MS,
+      pingIntervalMs: env.WS_PING_INTERVAL_MS,
+      maxInflightBatches: env.WS_MAX_INFLIGHT_BATCHES
+    },
+    ingest: {
+      writers: env.INGEST_WRITERS,
+      maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
+      maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS
+    },
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS
+  }
+}
+
+export type Config = ReturnType<typeof toConfig>
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID'
+}
+
+/**
+ * Parses the environment once. A bad value throws a ConfigError whose message
+ * is one line naming each offending variable, so start-up fails legibly.
+ */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env)
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(issue => {
+      const name = String(issue.path[0] ?? '?')
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`
+    })
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`)
+  }
+  return toConfig(parsed.data)
+}

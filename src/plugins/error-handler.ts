@@ -1,0 +1,42 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
+import { AppError } from '../errors.js'
+
+const REASONS: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  503: 'SERVICE_UNAVAILABLE'
+}
+
+/** One error shape for every route: `{ error, message }`, no internals on 5xx. */
+async function errorHandlerPlugin (fastify: FastifyInstance) {
+  fastify.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const details = err.validation.map(issue => {
+        const where = issue.instancePath.replace(/^\//, '').replaceAll('/', '.')
+        return `${err.validationContext ?? 'request'}${where ? '.' + where : ''}: ${issue.message}`
+      })
+      return reply.code(400).send({ error: 'VALIDATION_FAILED', message: details.join('; ') })
+    }
+    const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
+    if (statusCode >= 500) {
+      request.log.error({ err, request: { method: request.method, url: request.url } }, 'Request failed.')
+      return reply.code(statusCode).send({ error: REASONS[statusCode] ?? 'INTERNAL_ERROR', message: statusCode === 503 ? err.message : 'Internal Server Error' })
+    }
+    const code = err instanceof AppError ? err.code : REASONS[statusCode] ?? err.code ?? 'ERROR'
+    return reply.code(statusCode).send({ error: code, message: err.message })
+  })
+
+  fastify.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: 'NOT_FOUND', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  })
+}
+
+export default fp(errorHandlerPlugin, { name: 'error-handler' })
