@@ -5,10 +5,12 @@ import { loggerOptions } from './logger.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
+import recordingPlugin from './plugins/recording.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
 import usersRoutes from './routes/users.js'
+import wsRoutes from './routes/ws.js'
 
 export interface BuildAppOptions {
   /** Pino options (or false); defaults to JSON at config.logLevel with secrets redacted. */
@@ -41,6 +43,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     embedded: options.embeddedDatabase ?? false
   })
   await app.register(authPlugin)
+  await app.register(recordingPlugin, { config })
 
   await app.register(healthRoutes, {
     commitSha: config.commitSha,
@@ -51,5 +54,6 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(authRoutes, config.auth)
   await app.register(usersRoutes)
   await app.register(meRoutes)
+  await app.register(wsRoutes, { maxConnections: config.ws.maxConnections, maxConnectionsPerUser: config.ws.maxConnectionsPerUser })
   return app
 }

@@ -1,0 +1,15 @@
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
+
+/**
+ * True when an error means the database could not be reached or went away,
+ * as opposed to a query it refused: the caller may retry the same request.
+ */
+export function isDatabaseUnavailable (err: unknown): boolean {
+  const e = err as { code?: unknown, message?: unknown } | undefined
+  const code = typeof e?.code === 'string' ? e.code : ''
+  if (CONNECTION_ERROR_CODES.has(code)) return true
+  // SQLSTATE class 08 (connection exception), 57P0x (server shutting down), 53 (insufficient resources)
+  if (/^(08|57P0|53)/.test(code)) return true
+  const message = typeof e?.message === 'string' ? e.message : ''
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message)
+}

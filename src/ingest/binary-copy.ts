@@ -1,0 +1,63 @@
+/**
+ * PostgreSQL binary COPY encoding for rows of
+ * readings(session_id int8, ts timestamptz, sensor int2, x float8, y float8, z float8).
+ * Binary is about four times cheaper to produce than text on the client, and
+ * the server parses it faster too (see FACTS: ~1.4M rows/s from Node).
+ */
+
+export const COPY_READINGS_SQL = 'copy readings (session_id, ts, sensor, x, y, z) from stdin with (format binary)'
+
+/** Field count (2) + six length-prefixed fields: 4+8, 4+8, 4+2, 3 x (4+8). */
+export const ROW_BYTES = 2 + 12 + 12 + 6 + 36
+
+// timestamptz is microseconds since 2000-01-01 UTC.
+const PG_EPOCH_MICROS = Date.UTC(2000, 0, 1) * 1000
+const TWO_POW_32 = 2 ** 32
+
+/** "PGCOPY\n\xff\r\n\0", flags int32 = 0, header extension length int32 = 0. */
+export const COPY_HEADER = Buffer.from([
+  0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00,
+  0, 0, 0, 0,
+  0, 0, 0, 0
+])
+
+/** The file trailer: a field count of -1. */
+export const COPY_TRAILER = Buffer.from([0xff, 0xff])
+
+export interface EncodableReading {
+  timestampMicros: number
+  sensor: number
+  x: number
+  y: number
+  z: number
+}
+
+/** Encodes readings of one session into binary COPY rows (no header or trailer). */
+export function encodeReadings (sessionId: number, readings: ArrayLike<EncodableReading>): Buffer {
+  const buffer = Buffer.allocUnsafe(readings.length * ROW_BYTES)
+  const sessionHigh = Math.floor(sessionId / TWO_POW_32)
+  const sessionLow = sessionId - sessionHigh * TWO_POW_32
+  let offset = 0
+  for (let i = 0; i < readings.length; i++) {
+    const reading = readings[i] as EncodableReading
+    offset = buffer.writeInt16BE(6, offset)
+    offset = buffer.writeInt32BE(8, offset)
+    offset = buffer.writeUInt32BE(sessionHigh, offset)
+    offset = buffer.writeUInt32BE(sessionLow, offset)
+    // Readings are validated to lie after 2000-01-01, so the value is positive and splits cleanly.
+    const ts = reading.timestampMicros - PG_EPOCH_MICROS
+    const tsHigh = Math.floor(ts / TWO_POW_32)
+    offset = buffer.writeInt32BE(8, offset)
+    offset = buffer.writeInt32BE(tsHigh, offset)
+    offset = buffer.writeUInt32BE(ts - tsHigh * TWO_POW_32, offset)
+    offset = buffer.writeInt32BE(2, offset)
+    offset = buffer.writeInt16BE(reading.sensor, offset)
+    offset = buffer.writeInt32BE(8, offset)
+    offset = buffer.writeDoubleBE(reading.x, offset)
+    offset = buffer.writeInt32BE(8, offset)
+    offset = buffer.writeDoubleBE(reading.y, offset)
+    offset = buffer.writeInt32BE(8, offset)
+    offset = buffer.writeDoubleBE(reading.z, offset)
+  }
+  return buffer
+}

@@ -1,0 +1,120 @@
+import type { Log } from '../logger.js'
+import { batchKey, type BatchOutcome, type BatchSink, type IngestObserver, type PendingBatch } from './types.js'
+
+interface Waiting {
+  batch: PendingBatch
+  resolve: (outcome: BatchOutcome) => void
+}
+
+export interface GroupCommitterOptions {
+  sink: BatchSink
+  maxRowsPerGroup: number
+  log: Log
+  observer?: IngestObserver
+  /** Called with the readings count whenever batches leave the queue. */
+  onDequeued?: (readings: number) => void
+}
+
+/**
+ * Group commit: while one transaction runs, batches queue up; the next
+ * transaction takes all of them (up to maxRowsPerGroup), so the per-commit
+ * cost (round trips, WAL flush) is shared by every phone that sent meanwhile.
+ * Batches of a session always go through the same committer, in order.
+ */
+export class GroupCommitter {
+  private readonly queue: Waiting[] = []
+  private queuedRows = 0
+  private running: Promise<void> | undefined
+  private readonly options: GroupCommitterOptions
+
+  constructor (options: GroupCommitterOptions) {
+    this.options = options
+  }
+
+  get queuedReadings (): number {
+    return this.queuedRows
+  }
+
+  submit (batch: PendingBatch): Promise<BatchOutcome> {
+    return new Promise(resolve => {
+      this.queue.push({ batch, resolve })
+      this.queuedRows += batch.readingCount
+      this.running ??= this.drainQueue()
+    })
+  }
+
+  /** Resolves when every batch submitted so far has an outcome. */
+  async idle (): Promise<void> {
+    while (this.running) await this.running
+  }
+
+  private async drainQueue (): Promise<void> {
+    try {
+      while (this.queue.length > 0) await this.commitNextGroup()
+    } finally {
+      this.running = undefined
+    }
+  }
+
+  private takeGroup (): Waiting[] {
+    let rows = 0
+    let count = 0
+    while (count < this.queue.length) {
+      const next = (this.queue[count] as Waiting).batch.readingCount
+      if (count > 0 && rows + next > this.options.maxRowsPerGroup) break
+      rows += next
+      count++
+    }
+    this.queuedRows -= rows
+    this.options.onDequeued?.(rows)
+    return this.queue.splice(0, count)
+  }
+
+  private async commitNextGroup (): Promise<void> {
+    const group = this.takeGroup()
+    // A batch resent while its first copy is in the same group: only the first is written.
+    const seen = new Set<string>()
+    const unique = group.filter(({ batch }) => {
+      const key = batchKey(batch.sessionId, batch.batchId)
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+    const started = performance.now()
+    let result
+    try {
+      result = await this.options.sink.writeGroup(unique.map(waiting => waiting.batch))
+    } catch (err) {
+      this.options.log.warn({ err, batches: group.length }, 'Batch group could not be committed.')
+      this.options.observer?.groupFailed?.({ batches: group.length, err })
+      const message = (err as Error)?.message || 'the database did not accept the write'
+      for (const waiting of group) waiting.resolve({ status: 'storage_unavailable', message })
+      return
+    }
+    const seconds = (performance.now() - started) / 1000
+    let rows = 0
+    const running = new Map(result.totalsBefore)
+    const written = new Set<string>()
+    for (const { batch, resolve } of group) {
+      const before = running.get(batch.sessionId)
+      if (before === undefined) {
+        resolve({ status: 'session_not_found' })
+        continue
+      }
+      const key = batchKey(batch.sessionId, batch.batchId)
+      if (result.inserted.has(key) && !written.has(key)) {
+        written.add(key)
+        const total = before + batch.readingCount
+        running.set(batch.sessionId, total)
+        rows += batch.readingCount
+        this.options.observer?.batchWritten?.(batch.readingCount)
+        resolve({ status: 'written', totalSensorReadingsWritten: total })
+      } else {
+        this.options.observer?.batchReplayed?.()
+        resolve({ status: 'duplicate', totalSensorReadingsWritten: before })
+      }
+    }
+    this.options.observer?.groupCommitted?.({ batches: group.length, rows, seconds })
+    this.options.log.trace({ batches: group.length, rows, seconds }, 'Batch group committed.')
+  }
+}

@@ -1,0 +1,41 @@
+/** A validated batch waiting to be written: its readings already encoded as binary COPY rows. */
+export interface PendingBatch {
+  sessionId: number
+  batchId: number
+  readingCount: number
+  rows: Buffer
+}
+
+/** What became of one batch. Totals are the session's running total right after this batch. */
+export type BatchOutcome =
+  | { status: 'written', totalSensorReadingsWritten: number }
+  | { status: 'duplicate', totalSensorReadingsWritten: number }
+  | { status: 'session_not_found' }
+  | { status: 'storage_unavailable', message: string }
+
+/** Result of writing a group of batches in one transaction. */
+export interface GroupWriteResult {
+  /** Running total of each live session before this group's batches. Absent: the session is not active. */
+  totalsBefore: Map<number, number>
+  /** `${sessionId}:${batchId}` of the batches this transaction wrote; the others were already in the ledger. */
+  inserted: Set<string>
+}
+
+/**
+ * Where batches go. One call is one atomic write: either every batch it
+ * reports as inserted is durably committed, or it throws and nothing is.
+ */
+export interface BatchSink {
+  writeGroup: (batches: readonly PendingBatch[]) => Promise<GroupWriteResult>
+  close: () => Promise<void>
+}
+
+/** Hooks for metrics; every member optional. */
+export interface IngestObserver {
+  groupCommitted?: (info: { batches: number, rows: number, seconds: number }) => void
+  groupFailed?: (info: { batches: number, err: unknown }) => void
+  batchWritten?: (readings: number) => void
+  batchReplayed?: () => void
+}
+
+export const batchKey = (sessionId: number, batchId: number) => `${sessionId}:${batchId}`

@@ -1,0 +1,345 @@
+import type { z } from 'zod'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import type { Queryable } from '../db/queryable.js'
+import {
+  createOrResumeSession, destroySession, endExpiredSessions, findActiveSession, findEndedSessions,
+  type EndedSession, type SessionState
+} from '../db/session-lifecycle.js'
+import { validateBatch } from '../ingest/batch-validation.js'
+import type { IngestPipeline } from '../ingest/pipeline.js'
+import type { Log } from '../logger.js'
+import type { DestroyReason } from '../schemas/sessions.js'
+import {
+  clientFrame, createSessionData, destroySessionData, writeBatchData,
+  type ErrorEventCode, type ServerEvents, type ServerFrame, type ValidationIssue
+} from '../schemas/ws-events.js'
+import type { SessionHolder, SessionRegistry } from './session-registry.js'
+
+/** The slice of a ws WebSocket a connection uses; tests and the route both provide a real one. */
+export interface RecordingSocket {
+  send: (text: string) => void
+  close: (code: number, reason: string) => void
+  pause: () => void
+  resume: () => void
+  readonly bufferedAmount: number
+}
+
+export interface RecordingSettings {
+  batchSize: number
+  ttlSeconds: number
+  metadataMaxBytes: number
+  maxInflightBatches: number
+  createSessionTimeoutMs: number
+  /** A peer that lets this much unsent data pile up is not reading: it is disconnected. */
+  maxSendBufferBytes: number
+}
+
+export type BatchRejection = 'batch_size' | 'schema' | 'session_not_found' | 'storage_unavailable'
+
+export interface RecordingObserver {
+  sessionCreated?: () => void
+  sessionEnded?: (reason: DestroyReason) => void
+  batchRejected?: (reason: BatchRejection) => void
+}
+
+export interface RecordingDeps {
+  db: Queryable
+  pipeline: IngestPipeline
+  registry: SessionRegistry
+  settings: RecordingSettings
+  log: Log
+  observer?: RecordingObserver
+}
+
+/** WebSocket close codes this service uses. */
+export const CLOSE = {
+  goingAway: 1001,
+  policy: 1008,
+  internal: 1011
+} as const
+
+type Frames = ServerFrame[]
+
+const frame = <E extends keyof ServerEvents>(event: E, data: ServerEvents[E]) => ({ event, data }) as ServerFrame
+
+function issuesOf (error: z.ZodError): ValidationIssue[] {
+  return error.issues.slice(0, 20).map(issue => ({
+    path: issue.path.map(part => typeof part === 'number' ? part : String(part)),
+    message: issue.message
+  }))
+}
+
+function destroyedFrame (ended: EndedSession): ServerFrame {
+  return frame('session_destroyed', {
+    sessionId: ended.id,
+    destroyedAt: ended.destroyedAt.toISOString(),
+    reason: ended.reason,
+    totalSensorReadingsWritten: ended.totalSensorReadingsWritten,
+    integrity: ended.integrity
+  })
+}
+
+/**
+ * One phone's socket: parses frames, runs the protocol, and answers in order.
+ *
+ * Ordering: every answer goes through one promise chain, so answers leave in
+ * the order their frames arrived. Batches start work at once (validation,
+ * then the pipeline), so a phone may pipeline; session commands wait until
+ * every earlier answer has gone out, so destroy_session counts every batch
+ * sent before it, and batches wait for an earlier session command to finish.
+ */
+export class RecordingConnection implements SessionHolder {
+  private session: SessionState | undefined
+  private outbound: Promise<void> = Promise.resolve()
+  private lastCommand: Promise<void> = Promise.resolve()
+  private inflight = 0
+  private pausedForInflight = false
+  private pausedForPipeline = false
+  private closed = false
+  private readonly createTimer: NodeJS.Timeout
+  private readonly log: Log
+
+  constructor (
+    private readonly socket: RecordingSocket,
+    private readonly userId: number,
+    private readonly deps: RecordingDeps
+  ) {
+    this.log = deps.log.child({ userId })
+    this.createTimer = setTimeout(() => {
+      if (!this.session) this.close(CLOSE.policy, `no session created within ${deps.settings.createSessionTimeoutMs} ms`)
+    }, deps.settings.createSessionTimeoutMs)
+  }
+
+  get sessionId (): number | undefined {
+    return this.session?.id
+  }
+
+  handleMessage (raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+    if (this.closed) return
+    if (isBinary) return this.reply(frame('error', { code: 'binary_frames_not_supported', message: 'Frames must be JSON text' }))
+    let json: unknown
+    try {
+      json = JSON.parse(raw.toString())
+    } catch {
+      return this.error('invalid_json', 'The frame is not valid JSON')
+    }
+    const parsed = clientFrame.safeParse(json)
+    if (!parsed.success) return this.error('invalid_frame', 'A frame is {"event": string, "data": object}', issuesOf(parsed.error))
+    const { event, data } = parsed.data
+    switch (event) {
+      case 'write_sensor_readings_batch':
+        return this.receiveBatch(data)
+      case 'create_session':
+        return this.command(() => this.createSession(data))
+      case 'destroy_session':
+        return this.command(() => this.destroySession(data))
+      default:
+        return this.error('unknown_event', `Unknown event "${event.slice(0, 64)}"; expected create_session, write_sensor_readings_batch or destroy_session`)
+    }
+  }
+
+  /** Told by the registry that the session ended elsewhere: expiry, an admin, or another instance. */
+  sessionEnded (ended: EndedSession): void {
+    this.enqueue(Promise.resolve().then(() => {
+      if (this.session?.id !== ended.id) return []
+      this.session = undefined
+      return [destroyedFrame(ended)]
+    }))
+  }
+
+  /** Stops reading the socket and resolves once every answer owed has been sent. */
+  async drain (): Promise<void> {
+    this.socket.pause()
+    let tail
+    do {
+      tail = this.outbound
+      await tail
+    } while (tail !== this.outbound)
+  }
+
+  handleClose (): void {
+    this.closed = true
+    clearTimeout(this.createTimer)
+    if (this.session) this.deps.registry.detach(this.session.id, this)
+  }
+
+  close (code: number, reason: string): void {
+    if (this.closed) return
+    this.socket.close(code, reason)
+  }
+
+  private error (code: ErrorEventCode, message: string, issues?: ValidationIssue[]): void {
+    this.reply(frame('error', issues ? { code, message, issues } : { code, message }))
+  }
+
+  private reply (f: ServerFrame): void {
+    this.enqueue(Promise.resolve([f]))
+  }
+
+  /** Appends answers to the ordered chain; they are sent when everything before them has been. */
+  private enqueue (answers: Promise<Frames>, onSent?: () => void): void {
+    this.outbound = this.outbound
+      .then(() => answers)
+      .catch((err: unknown) => {
+        if (isDatabaseUnavailable(err)) {
+          this.log.warn({ err }, 'Database unavailable for a recording command.')
+          return [frame('error', { code: 'storage_unavailable', message: 'The database is unavailable; send the frame again shortly' })]
+        }
+        this.log.error({ err }, 'Recording command failed.')
+        return [frame('error', { code: 'internal_error', message: 'The server failed to process this frame' })]
+      })
+      .then(frames => {
+        for (const f of frames) this.send(f)
+        onSent?.()
+      })
+  }
+
+  private send (f: ServerFrame): void {
+    if (this.closed) return
+    if (this.socket.bufferedAmount > this.deps.settings.maxSendBufferBytes) {
+      this.close(CLOSE.policy, 'the client is not reading its socket')
+      return
+    }
+    this.socket.send(JSON.stringify(f))
+  }
+
+  /** Session commands run after every earlier answer is out, and later batches wait for them. */
+  private command (run: () => Promise<Frames>): void {
+    const answers = this.outbound.then(run)
+    this.lastCommand = answers.then(() => {}, () => {})
+    this.enqueue(answers)
+  }
+
+  private receiveBatch (data: Record<string, unknown>): void {
+    const parsed = writeBatchData.safeParse(data)
+    if (!parsed.success) {
+      this.deps.observer?.batchRejected?.('schema')
+      const batchId = typeof data.batch_id === 'number' ? data.batch_id : null
+      this.reply(frame('invalid_sensor_reading_schema', { sessionId: this.session?.id ?? null, batchId, issues: issuesOf(parsed.error) }))
+      return
+    }
+    this.inflight++
+    if (this.inflight >= this.deps.settings.maxInflightBatches && !this.pausedForInflight) {
+      this.pausedForInflight = true
+      this.socket.pause()
+    }
+    const { batch_id: batchId, sensor_readings: readings } = parsed.data
+    const answers = this.lastCommand.then(() => this.writeBatch(batchId, readings))
+    this.enqueue(answers, () => this.batchAnswered())
+  }
+
+  private batchAnswered (): void {
+    this.inflight--
+    if (this.pausedForInflight && this.inflight < this.deps.settings.maxInflightBatches) {
+      this.pausedForInflight = false
+      this.resumeIfFree()
+    }
+  }
+
+  private resumeIfFree (): void {
+    if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed) this.socket.resume()
+  }
+
+  private async writeBatch (batchId: number, readings: unknown[]): Promise<Frames> {
+    const session = this.session ?? await this.adoptActiveSession()
+    if (!session) {
+      this.deps.observer?.batchRejected?.('session_not_found')
+      return [frame('session_not_found', {})]
+    }
+    const validation = validateBatch(session.id, readings, this.deps.settings.batchSize)
+    if (!validation.ok) {
+      this.deps.observer?.batchRejected?.(validation.kind === 'size' ? 'batch_size' : 'schema')
+      return validation.kind === 'size'
+        ? [frame('invalid_sensor_readings_batch_size', { sessionId: session.id, batchId, expected: validation.expected, received: validation.received })]
+        : [frame('invalid_sensor_reading_schema', { sessionId: session.id, batchId, issues: validation.issues })]
+    }
+    const { pipeline } = this.deps
+    const outcome = pipeline.submit({ sessionId: session.id, batchId, readingCount: validation.readingCount, rows: validation.rows })
+    if (pipeline.saturated && !this.pausedForPipeline) {
+      this.pausedForPipeline = true
+      this.socket.pause()
+      pipeline.onceDrained(() => {
+        this.pausedForPipeline = false
+        this.resumeIfFree()
+      })
+    }
+    const result = await outcome
+    switch (result.status) {
+      case 'written':
+      case 'duplicate':
+        return [frame('sensor_readings_batch_written', { sessionId: session.id, batchId, totalSensorReadingsWritten: result.totalSensorReadingsWritten })]
+      case 'session_not_found':
+        this.deps.observer?.batchRejected?.('session_not_found')
+        return [frame('session_not_found', {})]
+      case 'storage_unavailable':
+        this.deps.observer?.batchRejected?.('storage_unavailable')
+        return [frame('storage_unavailable', { sessionId: session.id, batchId, message: `Not written, send it again: ${result.message}`, retryable: true })]
+    }
+  }
+
+  /**
+   * A phone that reconnected and writes or destroys without create_session
+   * continues its user's active session, as if it had sent create_session.
+   */
+  private async adoptActiveSession (): Promise<SessionState | undefined> {
+    const active = await findActiveSession(this.deps.db, this.userId)
+    if (active && active.expiresAt.getTime() > Date.now()) this.attach(active)
+    return this.session
+  }
+
+  private attach (session: SessionState): void {
+    if (this.session?.id === session.id) return
+    if (this.session) this.deps.registry.detach(this.session.id, this)
+    this.session = session
+    clearTimeout(this.createTimer)
+    this.deps.registry.attach(session.id, this)
+  }
+
+  private async createSession (data: Record<string, unknown>): Promise<Frames> {
+    const parsed = createSessionData.safeParse(data)
+    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'create_session data is {} or {"metadata": {...}}', issues: issuesOf(parsed.error) })]
+    const metadata = parsed.data.metadata ?? {}
+    const size = Buffer.byteLength(JSON.stringify(metadata))
+    if (size > this.deps.settings.metadataMaxBytes) {
+      return [frame('error', { code: 'metadata_too_large', message: `metadata is ${size} bytes; the limit is ${this.deps.settings.metadataMaxBytes}` })]
+    }
+    const { session, created, expired } = await createOrResumeSession(this.deps.db, this.userId, this.deps.settings.ttlSeconds, metadata)
+    const frames: Frames = []
+    for (const ended of expired) {
+      this.deps.observer?.sessionEnded?.('expired')
+      if (ended.id === this.session?.id) {
+        this.session = undefined
+        frames.push(destroyedFrame(ended))
+      }
+      this.deps.registry.notifyEnded(ended)
+    }
+    this.attach(session)
+    if (created) {
+      this.deps.observer?.sessionCreated?.()
+      frames.push(frame('session_created', { sessionId: session.id, createdAt: session.createdAt.toISOString(), expiresAt: session.expiresAt.toISOString() }))
+    } else {
+      frames.push(frame('session_already_exist', { sessionId: session.id, createdAt: session.createdAt.toISOString() }))
+    }
+    return frames
+  }
+
+  private async destroySession (data: Record<string, unknown>): Promise<Frames> {
+    const parsed = destroySessionData.safeParse(data)
+    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'destroy_session data is {} or {"totalSensorReadingsSent": int >= 0}', issues: issuesOf(parsed.error) })]
+    const session = this.session ?? await this.adoptActiveSession()
+    if (!session) return [frame('session_not_found', {})]
+    const { db, registry, observer } = this.deps
+    const ended = await destroySession(db, session.id, 'client', parsed.data.totalSensorReadingsSent, this.userId) ??
+      (await endExpiredSessions(db, this.userId)).find(e => e.id === session.id)
+    this.session = undefined
+    registry.detach(session.id, this)
+    if (ended) {
+      observer?.sessionEnded?.(ended.reason)
+      registry.notifyEnded(ended)
+      return [destroyedFrame(ended)]
+    }
+    // Ended meanwhile by an admin or another instance: report how it actually ended.
+    const [endedElsewhere] = await findEndedSessions(db, [session.id])
+    return [endedElsewhere ? destroyedFrame(endedElsewhere) : frame('session_not_found', {})]
+  }
+}

@@ -1,0 +1,54 @@
+import type { Queryable } from '../db/queryable.js'
+import { endExpiredSessions, findEndedSessions } from '../db/session-lifecycle.js'
+import type { Log } from '../logger.js'
+import type { SessionRegistry } from './session-registry.js'
+
+export interface SessionReaperOptions {
+  db: Queryable
+  registry: SessionRegistry
+  intervalMs: number
+  log: Log
+  onExpired?: (count: number) => void
+}
+
+/**
+ * Every interval: end every expired session in the database (whichever
+ * instance holds it, or none), then ask which of the sessions held here have
+ * ended by any means (expiry, an admin, another instance) and tell their
+ * phones. Polling instead of LISTEN/NOTIFY: nothing is lost while the
+ * database is unreachable, and no connection is pinned for it.
+ */
+export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void>, tick: () => Promise<void> } {
+  let running: Promise<void> | undefined
+  let stopped = false
+
+  async function tick (): Promise<void> {
+    try {
+      let expired
+      do {
+        expired = await endExpiredSessions(db)
+        if (expired.length > 0) {
+          onExpired?.(expired.length)
+          log.debug({ sessions: expired.map(e => e.id) }, 'Expired sessions ended.')
+        }
+      } while (expired.length >= 1000 && !stopped)
+      for (const ended of await findEndedSessions(db, registry.sessionIds())) registry.notifyEnded(ended)
+    } catch (err) {
+      log.warn({ err }, 'Session reaper pass failed; retrying next interval.')
+    }
+  }
+
+  const timer = setInterval(() => {
+    running ??= tick().finally(() => { running = undefined })
+  }, intervalMs)
+  timer.unref()
+
+  return {
+    tick: () => (running ??= tick().finally(() => { running = undefined })),
+    stop: async () => {
+      stopped = true
+      clearInterval(timer)
+      await running
+    }
+  }
+}
