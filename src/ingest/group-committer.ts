@@ -11,8 +11,8 @@ export interface GroupCommitterOptions {
   maxRowsPerGroup: number
   log: Log
   observer?: IngestObserver
-  /** Called with the readings count whenever batches leave the queue. */
-  onDequeued?: (readings: number) => void
+  /** Called with the readings count of each group once its batches have outcomes. */
+  onSettled?: (readings: number) => void
 }
 
 /**
@@ -66,12 +66,19 @@ export class GroupCommitter {
       count++
     }
     this.queuedRows -= rows
-    this.options.onDequeued?.(rows)
     return this.queue.splice(0, count)
   }
 
   private async commitNextGroup (): Promise<void> {
     const group = this.takeGroup()
+    try {
+      await this.commitGroup(group)
+    } finally {
+      this.options.onSettled?.(group.reduce((rows, waiting) => rows + waiting.batch.readingCount, 0))
+    }
+  }
+
+  private async commitGroup (group: Waiting[]): Promise<void> {
     // A batch resent while its first copy is in the same group: only the first is written.
     const seen = new Set<string>()
     const unique = group.filter(({ batch }) => {

@@ -6,7 +6,7 @@ export interface IngestPipelineOptions {
   /** One sink per writer; each owns its own database connection. */
   sinks: BatchSink[]
   maxRowsPerGroup: number
-  /** Above this many queued readings (all writers together) the pipeline reports itself saturated. */
+  /** Above this many held readings (all writers together) the pipeline reports itself saturated. */
   maxBufferedReadings: number
   log?: Log
   observer?: IngestObserver
@@ -37,11 +37,11 @@ export class IngestPipeline {
       maxRowsPerGroup: options.maxRowsPerGroup,
       log,
       observer: options.observer,
-      onDequeued: rows => this.release(rows)
+      onSettled: rows => this.release(rows)
     }))
   }
 
-  /** Readings accepted but not yet handed to a transaction. */
+  /** Readings accepted and not yet answered: what the pipeline holds in memory. */
   get bufferedReadings (): number {
     return this.buffered
   }

@@ -3,6 +3,8 @@ import { endExpiredSessions, findEndedSessions } from '../db/session-lifecycle.j
 import type { Log } from '../logger.js'
 import type { SessionRegistry } from './session-registry.js'
 
+const REAP_LIMIT = 1000
+
 export interface SessionReaperOptions {
   db: Queryable
   registry: SessionRegistry
@@ -24,14 +26,15 @@ export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }
 
   async function tick (): Promise<void> {
     try {
-      let expired
-      do {
-        expired = await endExpiredSessions(db)
+      // A backlog (say, after an outage) is ended a thousand at a time.
+      for (let more = true; more;) {
+        const expired = await endExpiredSessions(db, undefined, REAP_LIMIT)
         if (expired.length > 0) {
           onExpired?.(expired.length)
           log.debug({ sessions: expired.map(e => e.id) }, 'Expired sessions ended.')
         }
-      } while (expired.length >= 1000 && !stopped)
+        more = expired.length === REAP_LIMIT && !stopped
+      }
       for (const ended of await findEndedSessions(db, registry.sessionIds())) registry.notifyEnded(ended)
     } catch (err) {
       log.warn({ err }, 'Session reaper pass failed; retrying next interval.')

@@ -129,7 +129,7 @@ describe('batches', () => {
     const { sessionId } = await phone.expect('session_created')
     const readings = makeReadings(BATCH)
     readings[0] = { timestamp: '2025-06-01T12:00:00.123456+02:00', sensor: 'Gyroscope', xAxis: 0.1 + 0.2, yAxis: 5e-324, zAxis: -1.7976931348623157e308 }
-    readings[1] = { timestamp: 1748779200123.457, sensor: 'Magnetometer', xAxis: -2.5e-310, yAxis: 1e-300, zAxis: 123456789.123456789 }
+    readings[1] = { timestamp: 1748779200123.457, sensor: 'Magnetometer', xAxis: -2.5e-310, yAxis: 1e-300, zAxis: 123456789.12345679 }
     phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
     await phone.expect('sensor_readings_batch_written')
     const { rows } = await app.db.query(
@@ -137,7 +137,7 @@ describe('batches', () => {
        from readings where session_id = $1 and ts < '2025-06-02' order by ts`, [sessionId])
     expect(rows).toEqual([
       { ts: '2025-06-01T10:00:00.123456', sensor: 1, x: String(0.1 + 0.2), y: '5e-324', z: '-1.7976931348623157e+308' },
-      { ts: '2025-06-01T12:00:00.123457', sensor: 2, x: '-2.5e-310', y: '1e-300', z: String(123456789.123456789) }
+      { ts: '2025-06-01T12:00:00.123457', sensor: 2, x: '-2.5e-310', y: '1e-300', z: String(123456789.12345679) }
     ])
   })
 

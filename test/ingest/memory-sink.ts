@@ -1,0 +1,43 @@
+import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } from '../../src/ingest/types.js'
+
+/** A BatchSink that keeps the ledger and totals in memory, with the same contract as PgCopySink. */
+export class MemorySink implements BatchSink {
+  readonly totals = new Map<number, number>()
+  readonly ledger = new Set<string>()
+  readonly groups: number[] = []
+  failNext = 0
+  /** Holds every write until released, to let batches pile up behind a running group. */
+  gate: Promise<void> | undefined
+
+  open (sessionId: number): void {
+    this.totals.set(sessionId, 0)
+  }
+
+  end (sessionId: number): void {
+    this.totals.delete(sessionId)
+  }
+
+  async writeGroup (batches: readonly PendingBatch[]): Promise<GroupWriteResult> {
+    await this.gate
+    if (this.failNext > 0) {
+      this.failNext--
+      throw new Error('connection lost')
+    }
+    this.groups.push(batches.length)
+    const totalsBefore = new Map<number, number>()
+    const inserted = new Set<string>()
+    for (const batch of batches) {
+      const total = this.totals.get(batch.sessionId)
+      if (total === undefined) continue
+      if (!totalsBefore.has(batch.sessionId)) totalsBefore.set(batch.sessionId, total)
+      const key = batchKey(batch.sessionId, batch.batchId)
+      if (this.ledger.has(key)) continue
+      this.ledger.add(key)
+      inserted.add(key)
+      this.totals.set(batch.sessionId, total + batch.readingCount)
+    }
+    return { totalsBefore, inserted }
+  }
+
+  async close (): Promise<void> {}
+}
