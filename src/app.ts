@@ -6,6 +6,7 @@ import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import recordingPlugin from './plugins/recording.js'
+import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
@@ -54,6 +55,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(authRoutes, config.auth)
   await app.register(usersRoutes)
   await app.register(meRoutes)
+  await app.register(adminSessionsRoutes)
   await app.register(wsRoutes, { maxConnections: config.ws.maxConnections, maxConnectionsPerUser: config.ws.maxConnectionsPerUser })
   return app
 }

@@ -239,3 +239,25 @@ describe('hostile frames', () => {
     expect(phone.closeCode).toBe(1009)
   })
 })
+
+describe('an admin ending a session', () => {
+  it('ends the session with reason admin and tells the phone', async () => {
+    const admin = await createUserWithToken(app, 'ADMIN')
+    const { phone, tester } = await recordingPhone()
+    phone.send('create_session', {})
+    const { sessionId } = await phone.expect('session_created')
+    phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(BATCH) })
+    await phone.expect('sensor_readings_batch_written')
+
+    expect((await app.inject({ method: 'POST', url: `/sessions/${sessionId}/end`, headers: bearer(tester.token) })).statusCode).toBe(403)
+    const ended = await app.inject({ method: 'POST', url: `/sessions/${sessionId}/end`, headers: bearer(admin.token) })
+    expect(ended.statusCode).toBe(200)
+    expect(ended.json()).toMatchObject({ id: sessionId, destroyReason: 'admin', integrity: 'unreported', totalSensorReadingsWritten: BATCH })
+    expect(await phone.expect('session_destroyed')).toMatchObject({ sessionId, reason: 'admin', totalSensorReadingsWritten: BATCH })
+
+    expect((await app.inject({ method: 'POST', url: `/sessions/${sessionId}/end`, headers: bearer(admin.token) })).statusCode).toBe(409)
+    expect((await app.inject({ method: 'POST', url: '/sessions/999999999/end', headers: bearer(admin.token) })).statusCode).toBe(404)
+    phone.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: makeReadings(BATCH) })
+    expect(await phone.expect('session_not_found')).toEqual({})
+  })
+})
