@@ -1,8 +1,9 @@
 import { z } from 'zod'
-import { SENSORS, sensorReading, type ValidationIssue } from '../schemas/ws-events.js'
-import { encodeReadings, type EncodableReading } from './binary-copy.js'
+import { EARLIEST_READING_MS, MAX_CLOCK_LEAD_MS, SENSORS, sensorReading, type ValidationIssue } from '../schemas/ws-events.js'
+import { copyRowWriter, ROW_BYTES, encodeReadings, type EncodableReading } from './binary-copy.js'
+import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
 
-const SENSOR_CODES = new Map<string, number>(SENSORS.map((name, code) => [name, code]))
+const SENSOR_CODES = new Map<unknown, number>(SENSORS.map((name, code) => [name, code]))
 const readingsSchema = z.array(sensorReading)
 
 export type BatchValidation =
@@ -17,9 +18,21 @@ const MAX_ISSUES = 50
  * Checks a batch's readings (exact count, then every field) and, when all is
  * well, encodes them as binary COPY rows for the session. All or nothing:
  * one bad reading rejects the batch.
+ *
+ * The zod schema in schemas/ws-events.ts is the definition. Valid batches,
+ * the common case, take a hand-written path that checks the same rules while
+ * encoding, about ten times cheaper than zod; any batch it refuses is judged
+ * again by zod, which also names the issues. A test holds the two to the same
+ * verdicts on generated readings.
  */
 export function validateBatch (sessionId: number, readings: unknown[], expectedSize: number): BatchValidation {
   if (readings.length !== expectedSize) return { ok: false, kind: 'size', expected: expectedSize, received: readings.length }
+  const rows = encodeIfValid(sessionId, readings)
+  if (rows) return { ok: true, rows, readingCount: readings.length }
+  return validateWithSchema(sessionId, readings)
+}
+
+function validateWithSchema (sessionId: number, readings: unknown[]): BatchValidation {
   const parsed = readingsSchema.safeParse(readings)
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, MAX_ISSUES).map(issue => ({
@@ -36,4 +49,27 @@ export function validateBatch (sessionId: number, readings: unknown[], expectedS
     z: reading.zAxis
   }))
   return { ok: true, rows: encodeReadings(sessionId, encodable), readingCount: encodable.length }
+}
+
+const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
+
+/** The fast path: encoded rows when every reading is valid, else undefined. */
+export function encodeIfValid (sessionId: number, readings: unknown[]): Buffer | undefined {
+  const earliest = EARLIEST_READING_MS * 1000
+  const latest = (Date.now() + MAX_CLOCK_LEAD_MS) * 1000
+  const buffer = Buffer.allocUnsafe(readings.length * ROW_BYTES)
+  const writer = copyRowWriter(buffer, sessionId)
+  for (let i = 0; i < readings.length; i++) {
+    const reading = readings[i]
+    if (typeof reading !== 'object' || reading === null || Array.isArray(reading)) return undefined
+    const { timestamp, sensor, xAxis, yAxis, zAxis } = reading as Record<string, unknown>
+    let micros: number | undefined
+    if (typeof timestamp === 'string') micros = parseIsoTimestampMicros(timestamp)
+    else if (isFiniteNumber(timestamp)) micros = epochMillisToMicros(timestamp)
+    if (micros === undefined || micros < earliest || micros > latest) return undefined
+    const code = SENSOR_CODES.get(sensor)
+    if (code === undefined || !isFiniteNumber(xAxis) || !isFiniteNumber(yAxis) || !isFiniteNumber(zAxis)) return undefined
+    writer.write(i, micros, code, xAxis, yAxis, zAxis)
+  }
+  return buffer
 }
