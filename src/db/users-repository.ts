@@ -79,3 +79,14 @@ export async function deleteUser (pool: Pool, id: number): Promise<DeletedCounts
     return { users: users ?? 0, sessions: sessions ?? 0, readings: readings ?? 0, accessTokens: accessTokens ?? 0 }
   })
 }
+
+/**
+ * The user stored under any of the given spellings of one key, preferring the
+ * first (the canonical form) when more than one matches.
+ */
+export async function findUserByPublicKeyForms (db: Queryable, forms: string[]): Promise<User | undefined> {
+  const { rows: [row] } = await db.query<UserRow>(
+    `select ${COLUMNS} from users where public_key = any($1::text[])
+     order by array_position($1::text[], public_key) limit 1`, [forms])
+  return row && toUser(row)
+}

@@ -1,15 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { timingSafeEqual } from 'node:crypto'
+import { createChallengeService } from '../auth/challenges.js'
+import { publicKeyForms } from '../auth/public-key.js'
 import { issueAccessToken } from '../db/access-tokens-repository.js'
 import { findUserByEmail } from '../db/users-repository.js'
 import { AppError, unauthorized } from '../errors.js'
-import { normalizePublicKey } from '../auth/public-key.js'
-import { loginBody, tokenResponse } from '../schemas/auth.js'
+import { challengeBody, challengeResponse, loginBody, tokenResponse, verifyBody } from '../schemas/auth.js'
 import { errorResponse } from '../schemas/common.js'
+import type { User } from '../schemas/users.js'
 
 export interface AuthRoutesOptions {
   accessTokenTtlSeconds: number
   allowPublicKeyLogin: boolean
+  challengeTtlSeconds: number
 }
 
 function sameText (a: string, b: string): boolean {
@@ -19,6 +22,16 @@ function sameText (a: string, b: string): boolean {
 }
 
 const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, options) => {
+  const challenges = createChallengeService(fastify.db, {
+    ttlSeconds: options.challengeTtlSeconds,
+    log: fastify.log.child({ component: 'auth-challenges' })
+  })
+
+  async function tokenFor (user: User) {
+    const token = await issueAccessToken(fastify.db, user.id, options.accessTokenTtlSeconds)
+    return { accessToken: token.accessToken, expiresAt: token.expiresAt.toISOString(), user }
+  }
+
   fastify.post('/auth/login', {
     schema: {
       tags: ['auth'],
@@ -31,11 +44,37 @@ const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, opt
       throw new AppError(403, 'PUBLIC_KEY_LOGIN_DISABLED', 'Public-key login is switched off; use /auth/challenge and /auth/verify')
     }
     const user = await findUserByEmail(fastify.db, request.body.email)
-    if (!user || !sameText(user.publicKey, normalizePublicKey(request.body.publicKey))) {
+    // Any spelling of the stored key matches, so users stored before keys were normalised still get in.
+    if (!user || !publicKeyForms(request.body.publicKey).some(form => sameText(user.publicKey, form))) {
       throw unauthorized('Unknown email or wrong public key')
     }
-    const token = await issueAccessToken(fastify.db, user.id, options.accessTokenTtlSeconds)
-    return { accessToken: token.accessToken, expiresAt: token.expiresAt.toISOString(), user }
+    return tokenFor(user)
+  })
+
+  fastify.post('/auth/challenge', {
+    schema: {
+      tags: ['auth'],
+      summary: 'A one-time message to sign with the key\'s private key',
+      description: 'Answers the same for registered and unknown keys; /auth/verify decides.',
+      body: challengeBody,
+      response: { 200: challengeResponse, 400: errorResponse }
+    }
+  }, async (request) => {
+    const challenge = await challenges.issue(request.body.publicKey)
+    return { ...challenge, issuedAt: challenge.issuedAt.toISOString(), expiresAt: challenge.expiresAt.toISOString() }
+  })
+
+  fastify.post('/auth/verify', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Exchange a signed challenge for an access token',
+      body: verifyBody,
+      response: { 200: tokenResponse, 400: errorResponse, 401: errorResponse }
+    }
+  }, async (request) => {
+    const user = await challenges.verify(request.body.publicKey, request.body.signature)
+    request.log.info({ userId: user.id }, 'Signed in with a signature.')
+    return tokenFor(user)
   })
 }
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { deleteUser, findUserByPublicKey, insertUser, listUsers } from '../db/users-repository.js'
+import { deleteUser, findUserByPublicKeyForms, insertUser, listUsers } from '../db/users-repository.js'
 import { conflict, notFound, uniqueViolation } from '../errors.js'
-import { normalizePublicKey } from '../auth/public-key.js'
+import { normalizePublicKey, publicKeyForms } from '../auth/public-key.js'
 import { errorResponse, idParam, pagingQuery } from '../schemas/common.js'
 import { createUserBody, deleteUserResult, user, userPage } from '../schemas/users.js'
 
@@ -51,7 +51,7 @@ const usersRoutes: FastifyPluginAsyncZod = async (fastify) => {
       response: { 200: user, 404: errorResponse }
     }
   }, async (request) => {
-    const found = await findUserByPublicKey(fastify.db, normalizePublicKey(request.params.publicKey))
+    const found = await findUserByPublicKeyForms(fastify.db, publicKeyForms(request.params.publicKey))
     if (!found) throw notFound('No user has this public key')
     return found
   })

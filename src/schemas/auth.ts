@@ -11,3 +11,23 @@ export const tokenResponse = z.object({
   expiresAt: z.string().describe('ISO-8601'),
   user
 })
+
+const signingPublicKey = z.string().trim().min(1).max(512)
+  .describe('Ethereum address (0x + 40 hex digits) or Ed25519 key (ed25519:<base58>, 64 hex digits, or padded base64)')
+
+export const challengeBody = z.object({ publicKey: signingPublicKey }).strict()
+
+export const challengeResponse = z.object({
+  message: z.string().describe('Sign these exact UTF-8 bytes: EIP-191 personal_sign for an Ethereum address, plain Ed25519 for an Ed25519 key'),
+  publicKey: z.string().describe('The key in its stored (canonical) form'),
+  scheme: z.enum(['ethereum', 'ed25519']),
+  nonce: z.string(),
+  issuedAt: z.string().describe('ISO-8601'),
+  expiresAt: z.string().describe('ISO-8601; the challenge works once, until then')
+})
+
+export const verifyBody = z.object({
+  publicKey: signingPublicKey,
+  signature: z.string().trim().min(1).max(512)
+    .describe('Ethereum: 65 bytes hex (r|s|v). Ed25519: 64 bytes as hex, padded base64 or (ed25519:)base58')
+}).strict()

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { publicKeyProblem } from '../auth/public-key.js'
 
 export const ROLES = ['ADMIN', 'BETATESTER'] as const
 export const role = z.enum(ROLES)
@@ -17,7 +18,12 @@ export type User = z.infer<typeof user>
 export const createUserBody = z.object({
   name: z.string().trim().min(1).max(200),
   email: z.email().max(320),
-  publicKey: z.string().trim().min(1).max(512),
+  publicKey: z.string().trim().min(1).max(512)
+    .superRefine((key, ctx) => {
+      const problem = publicKeyProblem(key)
+      if (problem) ctx.addIssue({ code: 'custom', message: problem })
+    })
+    .describe('Stored normalised: Ethereum address lowercase, Ed25519 key (hex, padded base64 or ed25519:<base58>) as ed25519:<base58>, anything else as given'),
   role: role.default('BETATESTER')
 }).strict()
 export type CreateUserInput = z.infer<typeof createUserBody>
