@@ -10,6 +10,8 @@ import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
+import readingsRoutes from './routes/readings.js'
+import sessionsRoutes from './routes/sessions.js'
 import usersRoutes from './routes/users.js'
 import wsRoutes from './routes/ws.js'
 
@@ -57,5 +59,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(meRoutes)
   await app.register(adminSessionsRoutes)
   await app.register(wsRoutes, { maxConnections: config.ws.maxConnections, maxConnectionsPerUser: config.ws.maxConnectionsPerUser })
+  await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
+  await app.register(readingsRoutes)
   return app
 }

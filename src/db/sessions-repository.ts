@@ -1,4 +1,5 @@
 import type { DestroyReason, Integrity, Session, SessionMetadata } from '../schemas/sessions.js'
+import { withTransaction, type Pool } from './pool.js'
 import type { Queryable } from './queryable.js'
 
 export interface SessionRow {
@@ -42,4 +43,111 @@ export function toSession (row: SessionRow): Session {
 export async function findSessionById (db: Queryable, id: number): Promise<Session | undefined> {
   const { rows: [row] } = await db.query<SessionRow>(`select ${SESSION_COLUMNS} from sessions where id = $1`, [id])
   return row && toSession(row)
+}
+
+export interface SessionFilter {
+  /** Only this user's sessions; all users' when absent. */
+  userId?: number
+}
+
+/** A page of sessions, newest first, with the total matching the filter. */
+export async function listSessions (db: Queryable, filter: SessionFilter, take: number, skip: number): Promise<{ items: Session[], total: number }> {
+  const byUser = filter.userId !== undefined
+  const [{ rows }, { rows: [count] }] = await Promise.all([
+    db.query<SessionRow>(
+      `select ${SESSION_COLUMNS} from sessions ${byUser ? 'where user_id = $3' : ''}
+       order by created_at desc, id desc limit $1 offset $2`,
+      byUser ? [take, skip, filter.userId] : [take, skip]),
+    db.query<{ total: number }>(
+      `select count(*)::int as total from sessions ${byUser ? 'where user_id = $1' : ''}`,
+      byUser ? [filter.userId] : [])
+  ])
+  return { items: rows.map(toSession), total: count?.total ?? 0 }
+}
+
+export interface SessionPatch {
+  /** Merged into the stored metadata with jsonb `||`; keys whose value is null are removed. */
+  metadata?: Record<string, unknown>
+  /** true flags the session as recorded incorrectly (reason required), false clears flag and reason. */
+  flaggedIncorrect?: boolean
+  flagReason?: string
+}
+
+export type PatchSessionResult =
+  | { status: 'updated', session: Session }
+  | { status: 'not-found' }
+  | { status: 'metadata-too-large', bytes: number }
+
+/**
+ * Applies a patch atomically: metadata merge, then the size check on the
+ * merged result (its jsonb text form, in bytes), then the flag. Flagging an
+ * already flagged session keeps its original flaggedAt and updates the reason.
+ */
+export async function patchSession (pool: Pool, id: number, patch: SessionPatch, metadataMaxBytes: number): Promise<PatchSessionResult> {
+  const metadata = patch.metadata ?? {}
+  const removed = Object.keys(metadata).filter(key => metadata[key] === null)
+  return withTransaction(pool, async client => {
+    const { rows: [merged] } = await client.query<{ bytes: number }>(
+      `select octet_length(((metadata || $2::jsonb) - $3::text[])::text) as bytes
+       from sessions where id = $1 for update`,
+      [id, JSON.stringify(metadata), removed])
+    if (!merged) return { status: 'not-found' }
+    if (merged.bytes > metadataMaxBytes) return { status: 'metadata-too-large', bytes: merged.bytes }
+    const flag = patch.flaggedIncorrect
+    const { rows: [row] } = await client.query<SessionRow>(
+      `update sessions set
+         metadata = (metadata || $2::jsonb) - $3::text[],
+         flagged_incorrect = coalesce($4::boolean, flagged_incorrect),
+         flag_reason = case when $4::boolean is null then flag_reason when $4::boolean then $5::text else null end,
+         flagged_at = case when $4::boolean is null then flagged_at when $4::boolean then coalesce(flagged_at, now()) else null end
+       where id = $1
+       returning ${SESSION_COLUMNS}`,
+      [id, JSON.stringify(metadata), removed, flag ?? null, patch.flagReason ?? null])
+    return { status: 'updated', session: toSession(row as SessionRow) }
+  })
+}
+
+/** Flagged, ended sessions flagged at least `flaggedForSeconds` ago (all flagged ones when absent), oldest flag first. */
+export async function findPurgeableSessions (db: Queryable, flaggedForSeconds?: number): Promise<Session[]> {
+  const { rows } = await db.query<SessionRow>(
+    `select ${SESSION_COLUMNS} from sessions
+     where flagged_incorrect and destroyed_at is not null
+       and ($1::float8 is null or flagged_at <= now() - make_interval(secs => $1::float8))
+     order by flagged_at, id`,
+    [flaggedForSeconds ?? null])
+  return rows.map(toSession)
+}
+
+export interface PurgedCounts {
+  sessions: number
+  readings: number
+  batches: number
+}
+
+/**
+ * Deletes the given sessions with their readings and batch ledger in one
+ * transaction, but only those still flagged and ended when it runs: a session
+ * unflagged since it was listed survives.
+ */
+export async function purgeFlaggedSessions (pool: Pool, ids: number[]): Promise<PurgedCounts> {
+  return withTransaction(pool, async client => {
+    const { rows } = await client.query<{ id: number }>(
+      `select id from sessions where id = any($1::bigint[]) and flagged_incorrect and destroyed_at is not null
+       for update`, [ids])
+    const locked = rows.map(row => row.id)
+    if (locked.length === 0) return { sessions: 0, readings: 0, batches: 0 }
+    const { rowCount: readings } = await client.query('delete from readings where session_id = any($1::bigint[])', [locked])
+    const { rowCount: batches } = await client.query('delete from session_batches where session_id = any($1::bigint[])', [locked])
+    const { rowCount: sessions } = await client.query('delete from sessions where id = any($1::bigint[])', [locked])
+    return { sessions: sessions ?? 0, readings: readings ?? 0, batches: batches ?? 0 }
+  })
+}
+
+/** How many batches were written for a session and how many batch ids below the highest are missing. */
+export async function findBatchSummary (db: Queryable, id: number): Promise<{ written: number, highestBatchId: number | null, missing: number }> {
+  const { rows: [row] } = await db.query<{ written: number, highest: number | null }>(
+    'select count(*)::int as written, max(batch_id) as highest from session_batches where session_id = $1', [id])
+  const written = row?.written ?? 0
+  const highest = row?.highest ?? null
+  return { written, highestBatchId: highest, missing: highest === null ? 0 : highest + 1 - written }
 }

@@ -28,3 +28,29 @@ export const session = z.object({
   flaggedAt: z.string().nullable()
 })
 export type Session = z.infer<typeof session>
+
+export const sessionPage = z.object({
+  items: z.array(session),
+  total: z.number().int(),
+  take: z.number().int(),
+  skip: z.number().int()
+})
+
+/** Keys of a metadata patch; a null value removes the key. */
+const metadataPatch = z.record(z.string().min(1).max(256), z.unknown())
+  // PostgreSQL's jsonb cannot store the NUL character; refuse it here rather than fail in the database.
+  .refine(value => !JSON.stringify(value).includes('\\u0000'), 'must not contain the NUL character (\\u0000)')
+
+export const patchSessionBody = z.object({
+  metadata: metadataPatch.optional().describe('merged into the stored metadata (top-level keys); a null value removes the key'),
+  flaggedIncorrect: z.boolean().optional().describe('true: recorded incorrectly (needs flagReason); false: clears the flag'),
+  flagReason: z.string().trim().min(1).max(2000).optional()
+}).strict()
+  .refine(body => body.metadata !== undefined || body.flaggedIncorrect !== undefined, {
+    message: 'send metadata, flaggedIncorrect or both'
+  })
+  .refine(body => (body.flaggedIncorrect === true) === (body.flagReason !== undefined), {
+    message: 'flagReason is required with flaggedIncorrect: true and allowed only then',
+    path: ['flagReason']
+  })
+export type PatchSessionInput = z.infer<typeof patchSessionBody>

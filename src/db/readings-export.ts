@@ -1,0 +1,72 @@
+import type { Readable } from 'node:stream'
+import { to as copyTo } from 'pg-copy-streams'
+import { silentLog, type Log } from '../logger.js'
+import type { Pool } from './pool.js'
+import { EXACT_FLOAT_OUTPUT_SQL, READING_ORDER_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
+
+export const CSV_HEADER = 'timestamp,sensor,x,y,z'
+
+function exportSql (sessionId: number): string {
+  // COPY takes no bind parameters; the id is inlined, so it must be a plain integer.
+  if (!Number.isSafeInteger(sessionId) || sessionId < 1) throw new TypeError(`Invalid session id ${sessionId}`)
+  return `copy (
+    select ${TIMESTAMP_SQL} as timestamp, ${SENSOR_NAME_SQL} as sensor, x, y, z
+    from readings where session_id = ${sessionId}
+    order by ${READING_ORDER_SQL}
+  ) to stdout with (format csv, header)`
+}
+
+/**
+ * Streams one session's readings as CSV (header `timestamp,sensor,x,y,z`)
+ * straight from `COPY ... TO STDOUT` on a checked-out client, so memory stays
+ * constant whatever the session's size and the consumer's pace sets the pace
+ * of the query (backpressure reaches the server through TCP).
+ *
+ * The client goes back to the pool when the stream ends. If the stream is
+ * destroyed before its end (the HTTP client went away, a file write failed)
+ * or fails, the client is destroyed instead: ending a client with a COPY in
+ * flight closes its socket, and the server aborts the query at its next write.
+ */
+export async function openReadingsCsv (pool: Pool, sessionId: number, logger: Log = silentLog): Promise<Readable> {
+  const sql = exportSql(sessionId)
+  const log = logger.child({ component: 'readings-export', sessionId })
+  const client = await pool.connect()
+  let released = false
+  const release = (destroy: boolean) => {
+    if (released) return
+    released = true
+    client.release(destroy)
+  }
+  try {
+    await client.query('begin read only')
+    await client.query(EXACT_FLOAT_OUTPUT_SQL)
+  } catch (err) {
+    release(true)
+    throw err
+  }
+
+  const copy = client.query(copyTo(sql))
+  let ended = false
+  copy.once('end', () => {
+    ended = true
+    client.query('commit').then(() => {
+      log.debug({ rows: copy.rowCount }, 'Readings exported.')
+      release(false)
+    }, (err: unknown) => {
+      log.warn({ err }, 'Commit after a readings export failed.')
+      release(true)
+    })
+  })
+  // Persistent, not once: destroying the client reports the terminated COPY as
+  // a further error on this stream, which must not become an uncaught exception.
+  copy.on('error', (err: Error) => {
+    if (!released) log.warn({ err }, 'Readings export failed.')
+    release(true)
+  })
+  copy.once('close', () => {
+    if (ended) return
+    log.debug('Readings export stopped early; closing its connection.')
+    release(true)
+  })
+  return copy
+}
