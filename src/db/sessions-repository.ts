@@ -80,19 +80,21 @@ export type PatchSessionResult =
 
 /**
  * Applies a patch atomically: metadata merge, then the size check on the
- * merged result (its jsonb text form, in bytes), then the flag. Flagging an
- * already flagged session keeps its original flaggedAt and updates the reason.
+ * merged result, then the flag. The size is that of the merged object as
+ * compact JSON, the measure the recording path applies to create_session.
+ * Flagging an already flagged session keeps its original flaggedAt and
+ * updates the reason.
  */
 export async function patchSession (pool: Pool, id: number, patch: SessionPatch, metadataMaxBytes: number): Promise<PatchSessionResult> {
   const metadata = patch.metadata ?? {}
   const removed = Object.keys(metadata).filter(key => metadata[key] === null)
   return withTransaction(pool, async client => {
-    const { rows: [merged] } = await client.query<{ bytes: number }>(
-      `select octet_length(((metadata || $2::jsonb) - $3::text[])::text) as bytes
-       from sessions where id = $1 for update`,
+    const { rows: [current] } = await client.query<{ merged: Record<string, unknown> }>(
+      'select (metadata || $2::jsonb) - $3::text[] as merged from sessions where id = $1 for update',
       [id, JSON.stringify(metadata), removed])
-    if (!merged) return { status: 'not-found' }
-    if (merged.bytes > metadataMaxBytes) return { status: 'metadata-too-large', bytes: merged.bytes }
+    if (!current) return { status: 'not-found' }
+    const bytes = Buffer.byteLength(JSON.stringify(current.merged))
+    if (bytes > metadataMaxBytes) return { status: 'metadata-too-large', bytes }
     const flag = patch.flaggedIncorrect
     const { rows: [row] } = await client.query<SessionRow>(
       `update sessions set

@@ -1,7 +1,8 @@
 import { z } from 'zod'
+import { SENSORS } from './ws-events.js'
 
-/** Sensor names; a sensor's code in the readings table is its index here. */
-export const SENSORS = ['Accelerometer', 'Gyroscope', 'Magnetometer'] as const
+/** Sensor names, the one list the recording path validates with; a sensor's code in the readings table is its index. */
+export { SENSORS }
 export const sensor = z.enum(SENSORS)
 export type Sensor = z.infer<typeof sensor>
 

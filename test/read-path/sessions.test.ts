@@ -126,6 +126,10 @@ describe('PATCH /sessions/:id', () => {
     expect(response.statusCode).toBe(413)
     expect(response.json().error).toBe('METADATA_TOO_LARGE')
     expect((await request('GET', `/sessions/${oldest}`, owner.token)).json()).toEqual(before)
+    const fresh = await insertSession(app.db, owner.user.id)
+    // {"k":"…"} is 8 bytes plus the value: 292 characters reach the cap of 300 exactly.
+    expect((await request('PATCH', `/sessions/${fresh}`, owner.token, { metadata: { k: 'x'.repeat(292) } })).statusCode).toBe(200)
+    expect((await request('PATCH', `/sessions/${fresh}`, owner.token, { metadata: { k: 'x'.repeat(293) } })).statusCode).toBe(413)
     // Removing keys makes room.
     const smaller = await request('PATCH', `/sessions/${oldest}`, owner.token, { metadata: { notes: null, short: 'y'.repeat(150) } })
     expect(smaller.statusCode).toBe(200)
