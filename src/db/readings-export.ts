@@ -24,8 +24,9 @@ function exportSql (sessionId: number): string {
  *
  * The client goes back to the pool when the stream ends. If the stream is
  * destroyed before its end (the HTTP client went away, a file write failed)
- * or fails, the client is destroyed instead: ending a client with a COPY in
- * flight closes its socket, and the server aborts the query at its next write.
+ * or fails, the client is destroyed instead: pg (8.23) ends a client with a
+ * query in flight by destroying its socket, and the server aborts the COPY at
+ * its next write. test/read-path/export-stream.test.ts guards this.
  */
 export async function openReadingsCsv (pool: Pool, sessionId: number, logger: Log = silentLog): Promise<Readable> {
   const sql = exportSql(sessionId)
