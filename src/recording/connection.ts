@@ -96,6 +96,7 @@ export class RecordingConnection implements SessionHolder {
   private pausedForInflight = false
   private pausedForPipeline = false
   private closed = false
+  private readonly announcedEnds = new Set<number>()
   private readonly createTimer: NodeJS.Timeout
   private readonly log: Log
 
@@ -141,9 +142,8 @@ export class RecordingConnection implements SessionHolder {
   /** Told by the registry that the session ended elsewhere: expiry, an admin, or another instance. */
   sessionEnded (ended: EndedSession): void {
     this.enqueue(Promise.resolve().then(() => {
-      if (this.session?.id !== ended.id) return []
-      this.session = undefined
-      return [destroyedFrame(ended)]
+      if (this.session?.id === ended.id) this.session = undefined
+      return this.announceEnd(ended)
     }))
   }
 
@@ -166,6 +166,13 @@ export class RecordingConnection implements SessionHolder {
   close (code: number, reason: string): void {
     if (this.closed) return
     this.socket.close(code, reason)
+  }
+
+  /** session_destroyed for a session, at most once per socket, however many paths learn of the end. */
+  private announceEnd (ended: EndedSession): Frames {
+    if (this.announcedEnds.has(ended.id)) return []
+    this.announcedEnds.add(ended.id)
+    return [destroyedFrame(ended)]
   }
 
   private error (code: ErrorEventCode, message: string, issues?: ValidationIssue[]): void {
@@ -303,19 +310,24 @@ export class RecordingConnection implements SessionHolder {
     if (size > this.deps.settings.metadataMaxBytes) {
       return [frame('error', { code: 'metadata_too_large', message: `metadata is ${size} bytes; the limit is ${this.deps.settings.metadataMaxBytes}` })]
     }
-    const { session, created, expired } = await createOrResumeSession(this.deps.db, this.userId, this.deps.settings.ttlSeconds, metadata)
+    const previous = this.session
+    const { db, registry, observer } = this.deps
+    const { session, created, expired } = await createOrResumeSession(db, this.userId, this.deps.settings.ttlSeconds, metadata)
     const frames: Frames = []
     for (const ended of expired) {
-      this.deps.observer?.sessionEnded?.('expired')
-      if (ended.id === this.session?.id) {
-        this.session = undefined
-        frames.push(destroyedFrame(ended))
-      }
-      this.deps.registry.notifyEnded(ended)
+      observer?.sessionEnded?.('expired')
+      if (ended.id === previous?.id) frames.push(...this.announceEnd(ended))
+      registry.notifyEnded(ended)
+    }
+    // The reaper may have ended the previous session before the registry told this socket:
+    // the phone still hears how it ended, and before it hears of the new one.
+    if (previous && previous.id !== session.id && !this.announcedEnds.has(previous.id)) {
+      const [ended] = await findEndedSessions(db, [previous.id])
+      if (ended) frames.push(...this.announceEnd(ended))
     }
     this.attach(session)
     if (created) {
-      this.deps.observer?.sessionCreated?.()
+      observer?.sessionCreated?.()
       frames.push(frame('session_created', { sessionId: session.id, createdAt: session.createdAt.toISOString(), expiresAt: session.expiresAt.toISOString() }))
     } else {
       frames.push(frame('session_already_exist', { sessionId: session.id, createdAt: session.createdAt.toISOString() }))
@@ -336,10 +348,11 @@ export class RecordingConnection implements SessionHolder {
     if (ended) {
       observer?.sessionEnded?.(ended.reason)
       registry.notifyEnded(ended)
-      return [destroyedFrame(ended)]
+      return this.announceEnd(ended)
     }
     // Ended meanwhile by an admin or another instance: report how it actually ended.
     const [endedElsewhere] = await findEndedSessions(db, [session.id])
-    return [endedElsewhere ? destroyedFrame(endedElsewhere) : frame('session_not_found', {})]
+    if (!endedElsewhere || this.announcedEnds.has(endedElsewhere.id)) return [frame('session_not_found', {})]
+    return this.announceEnd(endedElsewhere)
   }
 }
