@@ -3,13 +3,18 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
 import authPlugin from './plugins/auth.js'
+import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
+import metricsPlugin from './plugins/metrics.js'
+import openapiPlugin from './plugins/openapi.js'
 import recordingPlugin from './plugins/recording.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
+import metricsRoutes from './routes/metrics.js'
 import readingsRoutes from './routes/readings.js'
 import sessionsRoutes from './routes/sessions.js'
 import usersRoutes from './routes/users.js'
@@ -31,20 +36,39 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const startedAt = new Date()
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config.logLevel),
-    // Phones sit behind carrier NAT and load balancers; trust X-Forwarded-For from the proxy in front.
-    trustProxy: true,
-    bodyLimit: 1_048_576
+    // Phones sit behind carrier NAT and load balancers; believe X-Forwarded-For only from the configured proxies.
+    trustProxy: config.trustProxy,
+    bodyLimit: 1_048_576,
+    // Bounds slow-loris uploads; it covers receiving a request, not streaming a response or an open WebSocket.
+    requestTimeout: 30_000,
+    // During app.close() a request arriving on a kept-alive connection gets 503, so load balancers retry elsewhere.
+    return503OnClosing: true
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
 
   await app.register(errorHandlerPlugin)
+  await app.register(securityHeadersPlugin)
+  // Both collect routes through onRoute hooks, so they come before any route.
+  await app.register(openapiPlugin, {
+    ws: {
+      batchSize: config.sessions.batchSize,
+      sessionTtlSeconds: config.sessions.ttlSeconds,
+      maxPayloadBytes: config.ws.maxPayloadBytes,
+      createSessionTimeoutMs: config.ws.createSessionTimeoutMs,
+      pingIntervalMs: config.ws.pingIntervalMs,
+      maxConnectionsPerUser: config.ws.maxConnectionsPerUser,
+      maxInflightBatches: config.ws.maxInflightBatches
+    }
+  })
+  await app.register(authRateLimitPlugin, { perMinute: config.auth.rateLimitPerMinute })
   await app.register(dbPlugin, {
     connectionString: config.databaseUrl,
     poolMax: config.dbPoolMax,
     migrateOnStart: config.migrateOnStart,
     embedded: options.embeddedDatabase ?? false
   })
+  await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
   await app.register(recordingPlugin, { config })
 
@@ -52,8 +76,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     commitSha: config.commitSha,
     startedAt,
     batchSize: config.sessions.batchSize,
-    sessionTtlSeconds: config.sessions.ttlSeconds
+    sessionTtlSeconds: config.sessions.ttlSeconds,
+    dbCheckTimeoutMs: config.dbCheckTimeoutMs
   })
+  await app.register(metricsRoutes, { token: config.metricsToken })
   await app.register(authRoutes, config.auth)
   await app.register(usersRoutes)
   await app.register(meRoutes)

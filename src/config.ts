@@ -3,6 +3,15 @@ import { z } from 'zod'
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
 const flag = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
 const optionalText = z.string().trim().transform(value => value === '' ? undefined : value).optional()
+// Fastify's trustProxy: true/false, a hop count, or a comma-separated list of addresses, CIDRs and proxy-addr names.
+const trustProxy = z.string().trim().min(1).transform((value): boolean | string | ((address: string, hop: number) => boolean) => {
+  if (/^(true|false)$/i.test(value)) return value.toLowerCase() === 'true'
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    return (_address, hop) => hop < hops
+  }
+  return value
+})
 
 /**
  * Every environment variable the service and the CLI read, with its default.
@@ -14,9 +23,11 @@ export const envSchema = z.object({
   EMBEDDED_PG_PORT: int(1, 65535).default(54329),
   DB_POOL_MAX: int(2, 500).default(20),
   MIGRATE_ON_START: flag.default(true),
+  DB_CHECK_TIMEOUT_MS: int(50, 60_000).default(2000),
 
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(3000),
+  TRUST_PROXY: trustProxy.default('loopback,linklocal,uniquelocal'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   COMMIT_SHA: z.string().min(1).default('unknown'),
 
@@ -53,8 +64,10 @@ function toConfig (env: z.output<typeof envSchema>) {
     embeddedPg: { dir: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT },
     dbPoolMax: env.DB_POOL_MAX,
     migrateOnStart: env.MIGRATE_ON_START,
+    dbCheckTimeoutMs: env.DB_CHECK_TIMEOUT_MS,
     host: env.HOST,
     port: env.PORT,
+    trustProxy: env.TRUST_PROXY,
     logLevel: env.LOG_LEVEL,
     commitSha: env.COMMIT_SHA,
     auth: {

@@ -7,6 +7,12 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'req.headers["sec-websocket-protocol"]',
   'headers.authorization',
+  'authorization',
+  '*.authorization',
+  'token',
+  '*.token',
+  'access_token',
+  '*.access_token',
   'accessToken',
   '*.accessToken',
   'publicKey',
@@ -15,7 +21,12 @@ export const REDACT_PATHS = [
   '*.signature',
   'password',
   '*.password',
-  'connectionString'
+  'connectionString',
+  '*.connectionString',
+  'databaseUrl',
+  '*.databaseUrl',
+  'metricsToken',
+  '*.metricsToken'
 ]
 
 const SECRET_QUERY_PARAMS = /([?&](?:access_token|token)=)[^&#]*/gi

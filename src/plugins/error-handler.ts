@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { AppError } from '../errors.js'
+import { redactUrl } from '../logger.js'
 
 const REASONS: Record<number, string> = {
   400: 'BAD_REQUEST',
@@ -27,7 +28,7 @@ async function errorHandlerPlugin (fastify: FastifyInstance) {
     }
     const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
     if (statusCode >= 500) {
-      request.log.error({ err, request: { method: request.method, url: request.url } }, 'Request failed.')
+      request.log.error({ err, request: { method: request.method, url: redactUrl(request.url) } }, 'Request failed.')
       return reply.code(statusCode).send({ error: REASONS[statusCode] ?? 'INTERNAL_ERROR', message: statusCode === 503 ? err.message : 'Internal Server Error' })
     }
     const code = err instanceof AppError ? err.code : REASONS[statusCode] ?? err.code ?? 'ERROR'

@@ -1,5 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { describeDatabaseError } from '../db/describe-error.js'
+import { currentValue } from '../metrics.js'
+import { withTimeout } from '../timeout.js'
 import { SERVICE_VERSION } from '../version.js'
 
 export interface HealthRoutesOptions {
@@ -7,18 +10,8 @@ export interface HealthRoutesOptions {
   startedAt: Date
   batchSize: number
   sessionTtlSeconds: number
-}
-
-const HEALTH_TIMEOUT_MS = 2000
-
-async function databaseRoundTrip (query: () => Promise<unknown>): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<string>(resolve => { timer = setTimeout(() => resolve(`no answer within ${HEALTH_TIMEOUT_MS} ms`), HEALTH_TIMEOUT_MS) })
-  try {
-    return await Promise.race([query().then(() => null, (err: Error) => err.message || 'query failed'), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  /** How long the database round trip of /health may take before it reports 503. */
+  dbCheckTimeoutMs: number
 }
 
 const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (fastify, options) => {
@@ -26,21 +19,28 @@ const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (fastify,
     schema: {
       tags: ['operations'],
       summary: 'Liveness and database readiness',
+      description: '200 when the process runs and the database answers `select 1` in time; 503 with a short reason otherwise.',
+      security: [],
       response: {
         200: z.object({ status: z.literal('ok'), database: z.literal('ok') }),
-        503: z.object({ status: z.literal('unavailable'), database: z.string() })
+        503: z.object({ status: z.literal('unavailable'), database: z.string().describe('why, e.g. "connection refused" or "no answer within 2000 ms"') })
       }
     }
-  }, async (_request, reply) => {
-    const problem = await databaseRoundTrip(() => fastify.db.query('select 1'))
-    if (problem) return reply.code(503).send({ status: 'unavailable' as const, database: problem })
-    return { status: 'ok' as const, database: 'ok' as const }
+  }, async (request, reply) => {
+    try {
+      await withTimeout(fastify.db.query('select 1'), options.dbCheckTimeoutMs, 'health check')
+      return { status: 'ok' as const, database: 'ok' as const }
+    } catch (err) {
+      request.log.warn({ err }, 'Health check: the database is unavailable.')
+      return reply.code(503).send({ status: 'unavailable' as const, database: describeDatabaseError(err) })
+    }
   })
 
   fastify.get('/status', {
     schema: {
       tags: ['operations'],
-      summary: 'Version, commit, uptime and storage',
+      summary: 'Version, commit, uptime, storage, sessions and sockets',
+      security: [],
       response: {
         200: z.object({
           service: z.literal('motion-ingest'),
@@ -56,7 +56,9 @@ const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (fastify,
             embedded: z.boolean()
           }),
           sensorReadingsBatchSize: z.number(),
-          sessionTtlSeconds: z.number()
+          sessionTtlSeconds: z.number(),
+          activeSessions: z.number().int().nullable().describe('sessions not yet destroyed, across all instances; null when the database does not answer'),
+          openSockets: z.number().int().describe('recording WebSockets open on this instance')
         })
       }
     }
@@ -68,7 +70,9 @@ const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (fastify,
     uptimeSeconds: Math.round((Date.now() - options.startedAt.getTime()) / 1000),
     storage: fastify.storage,
     sensorReadingsBatchSize: options.batchSize,
-    sessionTtlSeconds: options.sessionTtlSeconds
+    sessionTtlSeconds: options.sessionTtlSeconds,
+    activeSessions: await fastify.activeSessionCount(),
+    openSockets: await currentValue(fastify.metrics.openSockets)
   }))
 }
 

@@ -1,0 +1,90 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { DESTROY_REASONS } from './schemas/sessions.js'
+
+export const METRIC_PREFIX = 'motion_ingest_'
+
+/**
+ * Values of the `reason` label of batchesRejected, named after the server
+ * event the phone receives. They start at zero so that rate() and alerts see
+ * a series before the first rejection.
+ */
+export const BATCH_REJECT_REASONS = [
+  'invalid_sensor_readings_batch_size',
+  'invalid_sensor_reading_schema',
+  'session_not_found',
+  'write_failed'
+] as const
+
+export interface MetricsOptions {
+  /** Counts active sessions for the activeSessions gauge; null when it cannot tell (database down). */
+  countActiveSessions: () => Promise<number | null>
+}
+
+/** The service's metrics, each a prom-client object registered in `registry`. */
+export interface Metrics {
+  registry: Registry
+  readingsWritten: Counter
+  batchesWritten: Counter
+  batchesRejected: Counter<'reason'>
+  batchesReplayed: Counter
+  openSockets: Gauge
+  sessionsCreated: Counter
+  sessionsEnded: Counter<'reason'>
+  commitDuration: Histogram
+  rowsPerCopy: Histogram
+  activeSessions: Gauge
+}
+
+/**
+ * A registry per call, never prom-client's global one: the tests build
+ * several apps in one process, and two registrations of one name in the
+ * global registry throw.
+ */
+export function createMetrics (options: MetricsOptions): Metrics {
+  const registry = new Registry()
+  // Process metrics keep their conventional names (process_*, nodejs_*) so stock dashboards work.
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const name = (suffix: string) => METRIC_PREFIX + suffix
+
+  const batchesRejected = new Counter({ name: name('batches_rejected_total'), help: 'Batches refused without writing a reading, by reason', labelNames: ['reason'] as const, registers })
+  for (const reason of BATCH_REJECT_REASONS) batchesRejected.inc({ reason }, 0)
+  const sessionsEnded = new Counter({ name: name('sessions_ended_total'), help: 'Sessions destroyed, by reason (client, expired, admin)', labelNames: ['reason'] as const, registers })
+  for (const reason of DESTROY_REASONS) sessionsEnded.inc({ reason }, 0)
+
+  return {
+    registry,
+    readingsWritten: new Counter({ name: name('readings_written_total'), help: 'Sensor readings durably committed', registers }),
+    batchesWritten: new Counter({ name: name('batches_written_total'), help: 'Batches durably committed (first time only)', registers }),
+    batchesRejected,
+    batchesReplayed: new Counter({ name: name('batches_replayed_total'), help: 'Batches resent with an already written batch_id, acknowledged again without writing', registers }),
+    openSockets: new Gauge({ name: name('open_sockets'), help: 'Recording WebSockets open on this instance', registers }),
+    sessionsCreated: new Counter({ name: name('sessions_created_total'), help: 'Sessions created on this instance', registers }),
+    sessionsEnded,
+    commitDuration: new Histogram({
+      name: name('commit_duration_seconds'),
+      help: 'Time to COPY and commit one group of batches',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+      registers
+    }),
+    rowsPerCopy: new Histogram({
+      name: name('rows_per_copy'),
+      help: 'Readings written by one COPY (group commit)',
+      buckets: [375, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000],
+      registers
+    }),
+    activeSessions: new Gauge({
+      name: name('active_sessions'),
+      help: 'Sessions not yet destroyed, across all instances (database count; NaN when the database does not answer)',
+      registers,
+      async collect () {
+        this.set(await options.countActiveSessions() ?? Number.NaN)
+      }
+    })
+  }
+}
+
+/** The current value of an unlabelled gauge or counter. */
+export async function currentValue (metric: Gauge | Counter): Promise<number> {
+  return (await metric.get()).values[0]?.value ?? 0
+}
