@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
+import { ingestMetricsObserver, recordingMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
 import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
@@ -70,7 +71,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   })
   await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
-  await app.register(recordingPlugin, { config })
+  await app.register(recordingPlugin, {
+    config,
+    ingestObserver: ingestMetricsObserver(app.metrics),
+    recordingObserver: recordingMetricsObserver(app.metrics)
+  })
 
   await app.register(healthRoutes, {
     commitSha: config.commitSha,

@@ -1,19 +1,17 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { BatchRejection } from './recording/connection.js'
 import { DESTROY_REASONS } from './schemas/sessions.js'
 
 export const METRIC_PREFIX = 'motion_ingest_'
 
+// A Record so that the compiler insists on every reason the recording path can report, and no other.
+const REJECTIONS: Record<BatchRejection, true> = { batch_size: true, schema: true, session_not_found: true, storage_unavailable: true }
+
 /**
- * Values of the `reason` label of batchesRejected, named after the server
- * event the phone receives. They start at zero so that rate() and alerts see
- * a series before the first rejection.
+ * Values of the `reason` label of batchesRejected. They start at zero so that
+ * rate() and alerts see a series before the first rejection.
  */
-export const BATCH_REJECT_REASONS = [
-  'invalid_sensor_readings_batch_size',
-  'invalid_sensor_reading_schema',
-  'session_not_found',
-  'write_failed'
-] as const
+export const BATCH_REJECT_REASONS = Object.keys(REJECTIONS) as BatchRejection[]
 
 export interface MetricsOptions {
   /** Counts active sessions for the activeSessions gauge; null when it cannot tell (database down). */

@@ -37,9 +37,13 @@ export async function createTestDatabase (): Promise<string> {
   return withDatabase(serverUrl, name)
 }
 
-/** Config as the service would parse it from env, pointing at the test database. */
+/**
+ * Config as the service would parse it from env, pointing at the test database.
+ * Every inject() comes from 127.0.0.1, so the /auth rate limit is lifted unless
+ * a test sets AUTH_RATE_LIMIT_PER_MINUTE itself (test/ops/rate-limit.test.ts).
+ */
 export function testConfig (databaseUrl: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', ...env })
+  return loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', AUTH_RATE_LIMIT_PER_MINUTE: '100000', ...env })
 }
 
 /** Builds and readies an app; it is closed after the file's tests. */

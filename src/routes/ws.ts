@@ -32,6 +32,7 @@ export default async function wsRoutes (fastify: FastifyInstance, options: WsRou
     const userId = (request.auth as { userId: number }).userId
     const connection = new RecordingConnection(socket, userId, recording.deps)
     recording.connections.add(connection)
+    fastify.metrics.openSockets.inc()
     recording.connectionsPerUser.set(userId, (recording.connectionsPerUser.get(userId) ?? 0) + 1)
     // Attached before any await, so no frame can arrive unheard.
     socket.on('message', (data, isBinary) => connection.handleMessage(data, isBinary))
@@ -43,6 +44,7 @@ export default async function wsRoutes (fastify: FastifyInstance, options: WsRou
     socket.on('close', () => {
       connection.handleClose()
       recording.connections.delete(connection)
+      fastify.metrics.openSockets.dec()
       const left = (recording.connectionsPerUser.get(userId) ?? 1) - 1
       if (left > 0) recording.connectionsPerUser.set(userId, left)
       else recording.connectionsPerUser.delete(userId)

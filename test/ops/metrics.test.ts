@@ -1,15 +1,25 @@
 import { describe, expect, it } from 'vitest'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
+import { makeReadings, TestPhone, wsUrl } from '../ws-client.js'
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789'
 const databaseUrl = await createTestDatabase()
 const app = await build(databaseUrl)
 const guarded = await build(databaseUrl, { METRICS_TOKEN })
+await app.listen({ port: 0, host: '127.0.0.1' })
 
 const scrape = async () => (await app.inject({ url: '/metrics' })).body
 const sample = (text: string, series: string) => {
   const line = text.split('\n').find(l => l.startsWith(series + ' '))
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+async function until (condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
 }
 
 describe('GET /metrics', () => {
@@ -37,20 +47,38 @@ describe('GET /metrics', () => {
     expect(response.body).toContain('motion_ingest_sessions_ended_total{reason="expired"} 0')
   })
 
-  it('shows what the ingest path records, in this app only', async () => {
-    app.metrics.readingsWritten.inc(750)
-    app.metrics.batchesWritten.inc(2)
-    app.metrics.batchesRejected.inc({ reason: 'invalid_sensor_reading_schema' })
-    app.metrics.commitDuration.observe(0.004)
-    app.metrics.rowsPerCopy.observe(750)
+  it('counts what a real recording socket does: written, rejected and replayed batches, sessions, sockets', async () => {
+    const { token } = await createUserWithToken(app)
+    const phone = await TestPhone.connect(wsUrl(app), bearer(token))
+    try {
+      expect((await app.inject({ url: '/status' })).json().openSockets).toBe(1)
+      phone.send('create_session', {})
+      await phone.expect('session_created')
+      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+      phone.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: makeReadings(10) })
+      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+      await phone.expect('sensor_readings_batch_written')
+      await phone.expect('invalid_sensor_readings_batch_size')
+      await phone.expect('sensor_readings_batch_written')
+      phone.send('destroy_session', { totalSensorReadingsSent: 375 })
+      await phone.expect('session_destroyed')
+    } finally {
+      await phone.close()
+    }
     const text = await scrape()
-    expect(sample(text, 'motion_ingest_readings_written_total')).toBe(750)
-    expect(sample(text, 'motion_ingest_batches_written_total')).toBe(2)
-    expect(sample(text, 'motion_ingest_batches_rejected_total{reason="invalid_sensor_reading_schema"}')).toBe(1)
-    expect(sample(text, 'motion_ingest_commit_duration_seconds_bucket{le="0.005"}')).toBe(1)
-    expect(sample(text, 'motion_ingest_commit_duration_seconds_bucket{le="0.0025"}')).toBe(0)
-    expect(sample(text, 'motion_ingest_rows_per_copy_bucket{le="1000"}')).toBe(1)
-    // Each app has its own registry: a second app in the same process starts from zero.
+    expect(sample(text, 'motion_ingest_readings_written_total')).toBe(375)
+    expect(sample(text, 'motion_ingest_batches_written_total')).toBe(1)
+    expect(sample(text, 'motion_ingest_batches_replayed_total')).toBe(1)
+    expect(sample(text, 'motion_ingest_batches_rejected_total{reason="batch_size"}')).toBe(1)
+    expect(sample(text, 'motion_ingest_batches_rejected_total{reason="schema"}')).toBe(0)
+    expect(sample(text, 'motion_ingest_sessions_created_total')).toBe(1)
+    expect(sample(text, 'motion_ingest_sessions_ended_total{reason="client"}')).toBe(1)
+    expect(sample(text, 'motion_ingest_commit_duration_seconds_count')).toBeGreaterThanOrEqual(1)
+    expect(sample(text, 'motion_ingest_rows_per_copy_sum')).toBe(375)
+    await until(async () => (await app.inject({ url: '/status' })).json().openSockets === 0)
+    expect(sample(await scrape(), 'motion_ingest_open_sockets')).toBe(0)
+
+    // Each app has its own registry: the second app in this process saw none of it.
     const otherText = (await guarded.inject({ url: '/metrics', headers: bearer(METRICS_TOKEN) })).body
     expect(sample(otherText, 'motion_ingest_readings_written_total')).toBe(0)
   })
@@ -65,15 +93,6 @@ describe('GET /metrics', () => {
     await app.db.query('update sessions set destroyed_at = now(), destroy_reason = \'client\', integrity = \'unreported\' where id = $1', [session!.id])
     expect(sample(await scrape(), 'motion_ingest_active_sessions')).toBe(0)
     expect((await app.inject({ url: '/status' })).json().activeSessions).toBe(0)
-  })
-
-  it('reports the open-sockets gauge in /status', async () => {
-    app.metrics.openSockets.inc()
-    app.metrics.openSockets.inc()
-    expect((await app.inject({ url: '/status' })).json().openSockets).toBe(2)
-    expect(sample(await scrape(), 'motion_ingest_open_sockets')).toBe(2)
-    app.metrics.openSockets.dec(2)
-    expect((await app.inject({ url: '/status' })).json().openSockets).toBe(0)
   })
 
   it('requires the bearer METRICS_TOKEN when one is configured', async () => {

@@ -1,0 +1,27 @@
+import type { IngestObserver } from './ingest/types.js'
+import type { Metrics } from './metrics.js'
+import type { RecordingObserver } from './recording/connection.js'
+
+/** Feeds the ingest pipeline's events into the metrics. */
+export function ingestMetricsObserver (metrics: Metrics): IngestObserver {
+  return {
+    groupCommitted: ({ rows, seconds }) => {
+      metrics.commitDuration.observe(seconds)
+      metrics.rowsPerCopy.observe(rows)
+    },
+    batchWritten: readings => {
+      metrics.batchesWritten.inc()
+      metrics.readingsWritten.inc(readings)
+    },
+    batchReplayed: () => metrics.batchesReplayed.inc()
+  }
+}
+
+/** Feeds the recording sockets' session and rejection events into the metrics. */
+export function recordingMetricsObserver (metrics: Metrics): RecordingObserver {
+  return {
+    sessionCreated: () => metrics.sessionsCreated.inc(),
+    sessionEnded: reason => metrics.sessionsEnded.inc({ reason }),
+    batchRejected: reason => metrics.batchesRejected.inc({ reason })
+  }
+}
