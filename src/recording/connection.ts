@@ -97,6 +97,7 @@ export class RecordingConnection implements SessionHolder {
   private pausedForPipeline = false
   private closed = false
   private readonly announcedEnds = new Set<number>()
+  private draining = false
   private readonly createTimer: NodeJS.Timeout
   private readonly log: Log
 
@@ -116,7 +117,7 @@ export class RecordingConnection implements SessionHolder {
   }
 
   handleMessage (raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
-    if (this.closed) return
+    if (this.closed || this.draining) return
     if (isBinary) return this.reply(frame('error', { code: 'binary_frames_not_supported', message: 'Frames must be JSON text' }))
     let json: unknown
     try {
@@ -149,6 +150,7 @@ export class RecordingConnection implements SessionHolder {
 
   /** Stops reading the socket and resolves once every answer owed has been sent. */
   async drain (): Promise<void> {
+    this.draining = true
     this.socket.pause()
     let tail
     do {
@@ -166,6 +168,9 @@ export class RecordingConnection implements SessionHolder {
   close (code: number, reason: string): void {
     if (this.closed) return
     this.socket.close(code, reason)
+    // A drained socket stays paused and would never read the phone's close frame, so the
+    // handshake (and the shutdown waiting on it) would hang; frames after drain() are ignored.
+    if (this.draining) this.socket.resume()
   }
 
   /** session_destroyed for a session, at most once per socket, however many paths learn of the end. */
@@ -244,7 +249,7 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private resumeIfFree (): void {
-    if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed) this.socket.resume()
+    if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed && !this.draining) this.socket.resume()
   }
 
   private async writeBatch (batchId: number, readings: unknown[]): Promise<Frames> {
