@@ -1,3 +1,5 @@
+import type { CLIENT_EVENTS, ErrorEventCode, ServerEvents } from '../schemas/ws-events.js'
+
 /** The limits the WebSocket description quotes, as configured on this instance. */
 export interface WsProtocolFacts {
   batchSize: number
@@ -9,48 +11,85 @@ export interface WsProtocolFacts {
   maxInflightBatches: number
 }
 
+interface EventDoc { data: string, when?: string }
+
+// Records keyed by the event types of src/schemas/ws-events.ts: an event
+// added there and not described here fails to compile.
+const clientEvents = (f: WsProtocolFacts): Record<keyof typeof CLIENT_EVENTS, EventDoc> => ({
+  create_session: { data: '`{}` or `{"metadata": {...}}`: free-form labels (device model and OS, app version, sample rate, activity, where the phone is carried, bike type, terrain, notes), at most SESSION_METADATA_MAX_BYTES of JSON' },
+  write_sensor_readings_batch: { data: `\`{"batch_id": int 0…2147483647, "sensor_readings": [reading × ${f.batchSize}]}\`` },
+  destroy_session: { data: '`{}` or `{"totalSensorReadingsSent": int}`' }
+})
+
+const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> => ({
+  session_created: { data: '`{sessionId, createdAt, expiresAt}`', when: 'a new session' },
+  session_already_exist: { data: '`{sessionId, createdAt}`', when: 'the user already has an active session (also how a phone resumes after a reconnect)' },
+  sensor_readings_batch_written: { data: '`{sessionId, batchId, totalSensorReadingsWritten}`', when: 'only after the batch is durably committed' },
+  invalid_sensor_readings_batch_size: { data: '`{sessionId, batchId, expected, received}`', when: `the batch does not hold exactly ${f.batchSize} readings` },
+  invalid_sensor_reading_schema: { data: '`{sessionId, batchId, issues: [{path, message}]}`', when: 'a reading or field is malformed (paths like `["sensor_readings", 200, "xAxis"]`)' },
+  session_destroyed: { data: '`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity}`', when: 'on request (`client`), on expiry (`expired`) or by an admin (`admin`)' },
+  session_not_found: { data: '`{}`', when: 'write or destroy with no active session' },
+  storage_unavailable: { data: '`{sessionId, batchId, message, retryable: true}`', when: 'the batch could not be committed (database unreachable, server shutting down); nothing of it was written: send it again' },
+  error: { data: '`{code, message, issues?}`', when: 'a frame that is not a protocol message (codes below); the socket stays open' }
+})
+
+const errorCodes: Record<ErrorEventCode, string> = {
+  invalid_json: 'the frame is not JSON',
+  invalid_frame: 'not `{"event": string, "data": object}`',
+  unknown_event: 'an event name the server does not know',
+  invalid_event_data: 'create_session or destroy_session data of the wrong shape',
+  binary_frames_not_supported: 'frames must be text',
+  metadata_too_large: 'metadata over SESSION_METADATA_MAX_BYTES',
+  storage_unavailable: 'a session command hit a database outage: send it again',
+  internal_error: 'the server failed on this frame'
+}
+
+const table = (header: string, rows: string[][]) =>
+  [header, header.replace(/[^|]+/g, ' --- '), ...rows.map(cells => `| ${cells.join(' | ')} |`)].join('\n')
+
 /**
- * The recording protocol of `GET /ws` in markdown, written from
- * PROTOCOL.md. Fastify cannot describe WebSocket frames, so the OpenAPI
- * document carries it as prose; the numbers are this instance's settings.
+ * The recording protocol of `GET /ws` in markdown. Fastify cannot describe
+ * WebSocket frames, so the OpenAPI document carries it as prose; the numbers
+ * are this instance's settings.
  */
 export function wsProtocolMarkdown (facts: WsProtocolFacts): string {
+  const client = Object.entries(clientEvents(facts)).map(([event, doc]) => [`\`${event}\``, doc.data])
+  const server = Object.entries(serverEvents(facts)).map(([event, doc]) => [`\`${event}\``, doc.data, doc.when ?? ''])
+  const errors = Object.entries(errorCodes).map(([code, meaning]) => [`\`${code}\``, meaning])
   return `
 ## Recording over WebSocket: \`GET /ws\`
 
 **Connect** with \`Authorization: Bearer <accessToken>\`, or \`?access_token=<accessToken>\` when the phone's
-WebSocket API cannot set headers. A beta tester's token is required: no token 401, an admin's token 403
-(admins do not record), the instance's socket cap reached 503, more than ${facts.maxConnectionsPerUser}
-sockets of one user refused.
+WebSocket API cannot set headers (accepted on /ws only). Refusals come before the upgrade, as HTTP: 401 no or bad
+token, 403 an admin's token (admins do not record), 429 more than ${facts.maxConnectionsPerUser} sockets for this user,
+503 the instance is full or shutting down.
 
-**Frames** are JSON text, both ways: \`{"event": string, "data": object}\`. Largest frame: ${facts.maxPayloadBytes} bytes
-(larger closes the socket with 1009). A socket that has not created or resumed a session within
-${facts.createSessionTimeoutMs / 1000} s is closed. The server pings every ${facts.pingIntervalMs / 1000} s and drops a phone
-that does not answer. On shutdown the server finishes and acknowledges batches it has received, then closes with **1001**.
+**Frames** are JSON text, both ways: \`{"event": string, "data": object}\`. Largest frame: ${facts.maxPayloadBytes} bytes.
+The server pings every ${facts.pingIntervalMs / 1000} s and drops a phone that misses a pong.
 
 ### Client to server
 
-| event | data |
-| --- | --- |
-| \`create_session\` | \`{}\` or \`{"metadata": {...}}\`: free-form labels (device model and OS, app version, sample rate, activity, where the phone is carried, bike type, terrain, notes) |
-| \`write_sensor_readings_batch\` | \`{"batch_id": int >= 0, "sensor_readings": [reading × ${facts.batchSize}]}\` |
-| \`destroy_session\` | \`{}\` or \`{"totalSensorReadingsSent": int}\` |
+${table('| event | data |', client)}
 
-A **reading** is \`{"timestamp", "sensor", "xAxis", "yAxis", "zAxis"}\`: \`timestamp\` an ISO-8601 string with offset
-or epoch milliseconds (fractions allowed); \`sensor\` one of \`Accelerometer\`, \`Gyroscope\`, \`Magnetometer\`;
-the axes finite numbers.
+A **reading** is \`{"timestamp", "sensor", "xAxis", "yAxis", "zAxis"}\`: \`timestamp\` an ISO-8601 string with an offset
+or epoch milliseconds (fractions allowed), not before 2000-01-01 nor more than a day ahead of the server clock;
+\`sensor\` one of \`Accelerometer\`, \`Gyroscope\`, \`Magnetometer\`; the axes finite numbers.
 
 ### Server to client
 
-| event | data | when |
-| --- | --- | --- |
-| \`session_created\` | \`{sessionId, createdAt, expiresAt}\` | a new session |
-| \`session_already_exist\` | \`{sessionId, createdAt}\` | the user already has an active session (also how a phone resumes after a reconnect) |
-| \`sensor_readings_batch_written\` | \`{sessionId, batchId, totalSensorReadingsWritten}\` | only after the batch is durably committed |
-| \`invalid_sensor_readings_batch_size\` | \`{sessionId, batchId, expected, received}\` | the batch does not hold exactly ${facts.batchSize} readings |
-| \`invalid_sensor_reading_schema\` | \`{sessionId, batchId, issues: [{path, message}]}\` | a reading or field is malformed |
-| \`session_destroyed\` | \`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity}\` | on request (\`client\`), on expiry (\`expired\`) or by an admin (\`admin\`) |
-| \`session_not_found\` | \`{}\` | write or destroy with no active session |
+${table('| event | data | when |', server)}
+
+Codes of the \`error\` event:
+
+${table('| code | meaning |', errors)}
+
+### Close codes
+
+${table('| code | when |', [
+    ['1001', 'the server is shutting down, after answering every batch it had received: reconnect and resume'],
+    ['1008', `no session created within ${facts.createSessionTimeoutMs / 1000} s, or the phone is not reading its socket`],
+    ['1009', `a frame over ${facts.maxPayloadBytes} bytes`]
+  ])}
 
 ### Rules
 
@@ -58,12 +97,14 @@ the axes finite numbers.
 - \`batch_id\` is 0 for a session's first batch, then +1 per batch; holes are lost batches. A batch resent with an
   already written \`batch_id\` is acknowledged again with the unchanged total and not written twice: a phone that lost
   an ack simply resends.
-- Acks come in the order the batches were sent. A phone may send up to ${facts.maxInflightBatches} batches ahead of their acks.
+- Answers come in the order the frames were sent. A phone may send up to ${facts.maxInflightBatches} batches ahead of
+  their acks before the server stops reading its socket.
 - A session ends ${facts.sessionTtlSeconds} s after creation whatever the phone does; a connected phone receives
   \`session_destroyed\` with \`reason: "expired"\`.
+- \`create_session\` while the user has an active session answers \`session_already_exist\`; a reconnected phone that
+  writes or destroys without \`create_session\` continues its active session.
 - \`integrity\` is \`ok\` when \`totalSensorReadingsSent\` equals what was written, \`mismatch\` when not, \`unreported\`
   when the phone sent no count.
-- Anything else (not JSON, unknown event, oversized frame) gets an error event or a close code, never touches stored data.
 `.trim()
 }
 
@@ -88,6 +129,7 @@ export function wsPathItem () {
         101: { description: 'Switching Protocols: the WebSocket is open' },
         401: { description: 'No valid access token' },
         403: { description: 'The token belongs to an admin (admins do not record)' },
+        429: { description: 'The user already has WS_MAX_CONNECTIONS_PER_USER recording sockets on this instance' },
         503: { description: 'The instance holds its maximum of recording sockets, or is shutting down' }
       }
     }
