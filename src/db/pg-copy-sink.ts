@@ -43,6 +43,7 @@ select session_id, batch_id, null from inserted`
  */
 export class PgCopySink implements BatchSink {
   private client: PoolClient | undefined
+  private busy = false
 
   constructor (private readonly pool: Pool) {}
 
@@ -59,7 +60,8 @@ export class PgCopySink implements BatchSink {
   }
 
   private async attempt (batches: readonly PendingBatch[]): Promise<GroupWriteResult> {
-    const client = this.client ??= await this.pool.connect()
+    const client = this.client ?? await this.connect()
+    this.busy = true
     try {
       await client.query('begin')
       const { rows } = await client.query<{ session_id: number, batch_id: number | null, total: number | null }>(RECORD_GROUP_SQL, [
@@ -82,7 +84,26 @@ export class PgCopySink implements BatchSink {
       // The connection may be dead or mid-COPY; do not return it to the pool.
       client.release(err instanceof Error ? err : true)
       throw err
+    } finally {
+      this.busy = false
     }
+  }
+
+  private async connect (): Promise<PoolClient> {
+    const client = await this.pool.connect()
+    // A checked-out client has no error listener of the pool's, and this one stays checked
+    // out between groups: a connection lost while the writer idles (database restart,
+    // network cut) would be an unhandled 'error' event and crash the process.
+    client.on('error', () => this.discardIdle(client))
+    this.client = client
+    return client
+  }
+
+  /** Drops a kept connection that failed between groups; a failure mid-group is handled by attempt(). */
+  private discardIdle (client: PoolClient): void {
+    if (this.client !== client || this.busy) return
+    this.client = undefined
+    client.release(true)
   }
 
   async close (): Promise<void> {
