@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
+import { isDatabaseUnavailable } from '../db/errors.js'
 import { AppError } from '../errors.js'
 import { redactUrl } from '../logger.js'
 
@@ -25,6 +26,12 @@ async function errorHandlerPlugin (fastify: FastifyInstance) {
         return `${err.validationContext ?? 'request'}${where ? '.' + where : ''}: ${issue.message}`
       })
       return reply.code(400).send({ error: 'VALIDATION_FAILED', message: details.join('; ') })
+    }
+    // The database being unreachable is not a bug of the server: 503 tells clients
+    // (and phones upgrading /ws, whose auth needs the database) to retry later.
+    if (!err.statusCode && isDatabaseUnavailable(err)) {
+      request.log.warn({ err, request: { method: request.method, url: redactUrl(request.url) } }, 'Database unavailable.')
+      return reply.code(503).send({ error: 'DATABASE_UNAVAILABLE', message: 'The database is unavailable; retry shortly' })
     }
     const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
     if (statusCode >= 500) {
