@@ -1,0 +1,96 @@
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
+import { TcpProxy } from '../fixtures/tcp-proxy.js'
+import { TestPhone, wsUrl } from '../ws-client.js'
+import { BATCH, expectExactRecording, Recorder } from './recorder.js'
+
+const databaseUrl = await createTestDatabase()
+const proxy = TcpProxy.forUrl(databaseUrl)
+await proxy.start()
+afterAll(() => proxy.close())
+
+// The service reaches PostgreSQL only through the proxy; the test checks the database directly.
+const app = await build(proxy.url(databaseUrl), { SESSION_REAPER_INTERVAL_MS: '200', INGEST_WRITERS: '2' })
+await app.listen({ port: 0, host: '127.0.0.1' })
+const direct = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+afterAll(() => direct.end())
+
+const PHONES = 3
+const BATCHES = 30
+
+async function ledger (sessionId: number | undefined): Promise<Set<number>> {
+  const { rows } = await direct.query<{ batch_id: number }>('select batch_id from session_batches where session_id = $1', [sessionId])
+  return new Set(rows.map(row => row.batch_id))
+}
+
+describe('a database outage', () => {
+  it('answers storage_unavailable (never a false ack), reports 503, and resumes without a restart', async () => {
+    const recorders = await Promise.all(Array.from({ length: PHONES }, async () => {
+      const { token } = await createUserWithToken(app)
+      const recorder = new Recorder(wsUrl(app), token, BATCHES)
+      expect(await recorder.connect()).toBe('session_created')
+      return recorder
+    }))
+    const acks = () => recorders.reduce((sum, r) => sum + r.acked.size, 0)
+
+    // Stream; once a third of the batches are acknowledged, cut the database off mid-stream.
+    let cutAtAcks = 0
+    const watcher = setInterval(() => {
+      if (cutAtAcks === 0 && acks() >= (PHONES * BATCHES) / 3) {
+        cutAtAcks = acks()
+        proxy.cut()
+      }
+    }, 1)
+    await Promise.all(recorders.map(r => r.stream(r.pending, 4)))
+    clearInterval(watcher)
+    expect(cutAtAcks).toBeGreaterThan(0)
+
+    // Every batch sent got an answer; some could not be committed and were told so.
+    const unavailable = recorders.reduce((sum, r) => sum + r.unavailable, 0)
+    expect(unavailable).toBeGreaterThan(0)
+    expect(acks()).toBeLessThan(PHONES * BATCHES)
+    for (const r of recorders) {
+      expect(r.acked.size + r.unavailable).toBe(BATCHES)
+      expect(r.phone?.closeCode).toBeUndefined() // the sockets stay open through the outage
+    }
+
+    // Never a false ack: every acknowledged batch is in the database, whole, with its readings.
+    for (const r of recorders) {
+      const written = await ledger(r.sessionId)
+      for (const batchId of r.acked.keys()) expect(written.has(batchId)).toBe(true)
+      const { rows: [row] } = await direct.query(
+        'select count(*)::int as n, (select total_sensor_readings_written::int from sessions where id = $1) as total from readings where session_id = $1', [r.sessionId])
+      expect(row).toEqual({ n: written.size * BATCH, total: written.size * BATCH })
+    }
+
+    // The service is up and says the database is not.
+    const health = await app.inject({ url: '/health' })
+    expect(health.statusCode).toBe(503)
+    expect(health.json()).toMatchObject({ status: 'unavailable' })
+    expect((await app.inject({ url: '/status' })).statusCode).toBe(200)
+    // A phone connecting meanwhile hears "try again later", not a server error.
+    const { token: lateToken } = recorders[0] as Recorder
+    await expect(TestPhone.connect(wsUrl(app), bearer(lateToken))).rejects.toMatchObject({ statusCode: 503 })
+    // A resend during the outage is refused again, still without a false ack.
+    const first = recorders[0] as Recorder
+    const stillPending = first.pending[0] as number
+    await first.stream([stillPending], 1)
+    expect(first.acked.has(stillPending)).toBe(false)
+
+    // The database comes back: the same sockets resend what was not acknowledged, and finish exactly.
+    proxy.restore()
+    const deadline = Date.now() + 10_000
+    for (const r of recorders) {
+      while (r.pending.length > 0 && Date.now() < deadline) {
+        await r.stream(r.pending, 4)
+        if (r.pending.length > 0) await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      expect(r.pending).toEqual([])
+      expect(await r.destroy()).toMatchObject({ sessionId: r.sessionId, reason: 'client', totalSensorReadingsWritten: BATCHES * BATCH, integrity: 'ok' })
+      await expectExactRecording(direct, r)
+      await r.phone?.close()
+    }
+    expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
+  })
+})
