@@ -8,8 +8,49 @@ export const INTEGRITY_VERDICTS = ['ok', 'mismatch', 'unreported'] as const
 export const integrity = z.enum(INTEGRITY_VERDICTS)
 export type Integrity = z.infer<typeof integrity>
 
+/** Deepest nesting accepted in session metadata; labels are flat in practice. */
+export const METADATA_MAX_DEPTH = 32
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+function textProblem (text: string): string | undefined {
+  if (text.includes('\u0000')) return 'must not contain NUL (\\u0000) characters'
+  if (LONE_SURROGATE.test(text)) return 'must not contain unpaired UTF-16 surrogates'
+  return undefined
+}
+
+/**
+ * Why a metadata value cannot be stored as jsonb, if it cannot. PostgreSQL's
+ * jsonb refuses \u0000 and unpaired surrogates, and JSON.stringify and the
+ * jsonb parser both recurse, so deep nesting would overflow a stack: all of
+ * them are client mistakes and must be answered as such, not fail later as
+ * internal errors. Iterative, so the check itself cannot overflow.
+ */
+function metadataProblem (root: unknown): string | undefined {
+  const stack: Array<[unknown, number]> = [[root, 1]]
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number]
+    if (typeof value === 'string') {
+      const problem = textProblem(value)
+      if (problem) return `strings ${problem}`
+      continue
+    }
+    if (value === null || typeof value !== 'object') continue
+    if (depth > METADATA_MAX_DEPTH) return `must not nest deeper than ${METADATA_MAX_DEPTH} levels`
+    for (const [key, child] of Object.entries(value)) {
+      const problem = textProblem(key)
+      if (problem) return `keys ${problem}`
+      stack.push([child, depth + 1])
+    }
+  }
+  return undefined
+}
+
 /** Free-form labels of a session: device, OS, app version, activity, carry position, bike, terrain, notes... */
-export const sessionMetadata = z.record(z.string(), z.unknown())
+export const sessionMetadata = z.record(z.string(), z.unknown()).superRefine((metadata, ctx) => {
+  const problem = metadataProblem(metadata)
+  if (problem) ctx.addIssue({ code: 'custom', message: `metadata ${problem}` })
+})
 export type SessionMetadata = z.infer<typeof sessionMetadata>
 
 export const session = z.object({
