@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { deleteUser, findUserByPublicKeyForms, insertUser, listUsers } from '../db/users-repository.js'
 import { conflict, notFound, uniqueViolation } from '../errors.js'
 import { normalizePublicKey, publicKeyForms } from '../auth/public-key.js'
-import { errorResponse, idParam, pagingQuery } from '../schemas/common.js'
+import { errorResponse, idParam, pagingQuery, storableText } from '../schemas/common.js'
 import { createUserBody, deleteUserResult, user, userPage } from '../schemas/users.js'
 
 const usersRoutes: FastifyPluginAsyncZod = async (fastify) => {
@@ -47,7 +47,7 @@ const usersRoutes: FastifyPluginAsyncZod = async (fastify) => {
     schema: {
       tags: ['users'],
       summary: 'The user holding a public key (admin)',
-      params: z.object({ publicKey: z.string().min(1).max(512) }),
+      params: z.object({ publicKey: storableText().min(1).max(512) }),
       response: { 200: user, 404: errorResponse }
     }
   }, async (request) => {

@@ -1,9 +1,10 @@
 import { z } from 'zod'
+import { storableText } from './common.js'
 import { user } from './users.js'
 
 export const loginBody = z.object({
   email: z.email().max(320),
-  publicKey: z.string().trim().min(1).max(512)
+  publicKey: storableText().trim().min(1).max(512)
 }).strict()
 
 export const tokenResponse = z.object({

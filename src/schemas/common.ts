@@ -1,5 +1,12 @@
 import { z } from 'zod'
 
+/**
+ * A string bound for a PostgreSQL text column or parameter. PostgreSQL cannot
+ * store NUL (0x00) in text and fails the query (22021), so it is refused here
+ * as a 400 that names the field instead of becoming a 500.
+ */
+export const storableText = () => z.string().refine(text => !text.includes('\u0000'), 'must not contain NUL (\\u0000) characters')
+
 export const errorResponse = z.object({
   error: z.string().describe('Stable machine-readable code, e.g. NOT_FOUND'),
   message: z.string()

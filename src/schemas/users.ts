@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { publicKeyProblem } from '../auth/public-key.js'
+import { storableText } from './common.js'
 
 export const ROLES = ['ADMIN', 'BETATESTER'] as const
 export const role = z.enum(ROLES)
@@ -16,9 +17,9 @@ export const user = z.object({
 export type User = z.infer<typeof user>
 
 export const createUserBody = z.object({
-  name: z.string().trim().min(1).max(200),
+  name: storableText().trim().min(1).max(200),
   email: z.email().max(320),
-  publicKey: z.string().trim().min(1).max(512)
+  publicKey: storableText().trim().min(1).max(512)
     .superRefine((key, ctx) => {
       const problem = publicKeyProblem(key)
       if (problem) ctx.addIssue({ code: 'custom', message: problem })
