@@ -20,6 +20,8 @@ declare module 'fastify' {
       connectionsPerUser: Map<number, number>
       /** Runs one reaper pass now (tests, and after a shutdown signal). */
       reapNow: () => Promise<void>
+      /** Closes this instance's recording sockets of a user (1008), e.g. once the user is deleted. */
+      disconnectUser: (userId: number, reason: string) => number
     }
   }
 }
@@ -63,7 +65,17 @@ async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserv
       maxSendBufferBytes: 4 * 1024 * 1024
     }
   }
-  fastify.decorate('recording', { deps, pipeline, registry, connections, connectionsPerUser: new Map(), reapNow: reaper.tick })
+  // Tokens are checked at the upgrade only, so a socket outlives its user's deletion unless closed.
+  function disconnectUser (userId: number, reason: string): number {
+    let closed = 0
+    for (const connection of connections) {
+      if (connection.userId !== userId) continue
+      connection.close(CLOSE.policy, reason)
+      closed++
+    }
+    return closed
+  }
+  fastify.decorate('recording', { deps, pipeline, registry, connections, connectionsPerUser: new Map(), reapNow: reaper.tick, disconnectUser })
 
   await fastify.register(websocket, {
     options: { maxPayload: config.ws.maxPayloadBytes },

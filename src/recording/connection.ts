@@ -103,7 +103,7 @@ export class RecordingConnection implements SessionHolder {
 
   constructor (
     private readonly socket: RecordingSocket,
-    private readonly userId: number,
+    readonly userId: number,
     private readonly deps: RecordingDeps
   ) {
     this.log = deps.log.child({ userId })

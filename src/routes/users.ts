@@ -67,6 +67,8 @@ const usersRoutes: FastifyPluginAsyncZod = async (fastify) => {
   }, async (request) => {
     const deleted = await deleteUser(fastify.db, request.params.id)
     if (!deleted) throw notFound(`User ${request.params.id} does not exist`)
+    // Their tokens are gone; sockets they opened earlier must not keep recording.
+    fastify.recording.disconnectUser(request.params.id, 'the user was deleted')
     return { deleted }
   })
 }
