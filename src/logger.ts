@@ -30,10 +30,12 @@ export const REDACT_PATHS = [
 ]
 
 const SECRET_QUERY_PARAMS = /([?&](?:access_token|token)=)[^&#]*/gi
+// With public-key login the public key is a password: GET /users/by-public-key/:publicKey carries it in the path.
+const SECRET_PATH_SEGMENTS = /(\/by-public-key\/)[^/?#]*/gi
 
-/** Removes tokens passed as query parameters (phones may use ?access_token=) from a URL. */
+/** Removes tokens passed as query parameters (phones may use ?access_token=) and public keys in paths from a URL. */
 export function redactUrl (url: string): string {
-  return url.replace(SECRET_QUERY_PARAMS, '$1[Redacted]')
+  return url.replace(SECRET_QUERY_PARAMS, '$1[Redacted]').replace(SECRET_PATH_SEGMENTS, '$1[Redacted]')
 }
 
 export function loggerOptions (level: string): LoggerOptions {
