@@ -21,6 +21,8 @@ export interface RecordingSocket {
   close: (code: number, reason: string) => void
   pause: () => void
   resume: () => void
+  /** Destroys the connection without a closing handshake. */
+  terminate: () => void
   readonly bufferedAmount: number
 }
 
@@ -50,6 +52,14 @@ export interface RecordingDeps {
   log: Log
   observer?: RecordingObserver
 }
+
+/**
+ * How long a peer that stopped reading gets to complete the closing
+ * handshake before its connection is destroyed. It cannot read the close
+ * frame, so ws would otherwise hold the socket, and everything buffered for
+ * it, for its 30 s closing timeout.
+ */
+export const UNREAD_PEER_GRACE_MS = 1000
 
 /** WebSocket close codes this service uses. */
 export const CLOSE = {
@@ -98,6 +108,7 @@ export class RecordingConnection implements SessionHolder {
   private closed = false
   private readonly announcedEnds = new Set<number>()
   private draining = false
+  private terminateTimer: NodeJS.Timeout | undefined
   private readonly createTimer: NodeJS.Timeout
   private readonly log: Log
 
@@ -162,6 +173,7 @@ export class RecordingConnection implements SessionHolder {
   handleClose (): void {
     this.closed = true
     clearTimeout(this.createTimer)
+    clearTimeout(this.terminateTimer)
     if (this.session) this.deps.registry.detach(this.session.id, this)
   }
 
@@ -209,7 +221,10 @@ export class RecordingConnection implements SessionHolder {
   private send (f: ServerFrame): void {
     if (this.closed) return
     if (this.socket.bufferedAmount > this.deps.settings.maxSendBufferBytes) {
+      if (this.terminateTimer) return
       this.close(CLOSE.policy, 'the client is not reading its socket')
+      this.terminateTimer = setTimeout(() => this.socket.terminate(), UNREAD_PEER_GRACE_MS)
+      this.terminateTimer.unref()
       return
     }
     this.socket.send(JSON.stringify(f))
