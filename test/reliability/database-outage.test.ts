@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { TcpProxy } from '../fixtures/tcp-proxy.js'
 import { TestPhone, wsUrl } from '../ws-client.js'
@@ -15,6 +15,16 @@ const app = await build(proxy.url(databaseUrl), { SESSION_REAPER_INTERVAL_MS: '2
 await app.listen({ port: 0, host: '127.0.0.1' })
 const direct = new pg.Pool({ connectionString: databaseUrl, max: 2 })
 afterAll(() => direct.end())
+
+// In production an uncaught exception ends the process (close-with-grace shuts down on it):
+// the outage must not produce any, even one vitest would only report after the test.
+const uncaught: unknown[] = []
+const onUncaught = (err: unknown) => { uncaught.push(err) }
+beforeEach(() => { uncaught.length = 0; process.on('uncaughtException', onUncaught) })
+afterEach(() => {
+  process.off('uncaughtException', onUncaught)
+  expect(uncaught, 'uncaught exceptions (the service process would have died)').toEqual([])
+})
 
 const PHONES = 3
 const BATCHES = 30
@@ -91,6 +101,29 @@ describe('a database outage', () => {
       await expectExactRecording(direct, r)
       await r.phone?.close()
     }
+    expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
+  })
+
+  it('survives the database going away while the writers sit idle, and the next batch after it returns is acked at once', async () => {
+    const { token } = await createUserWithToken(app)
+    const recorder = new Recorder(wsUrl(app), token, 3)
+    await recorder.connect()
+    // Each writer now keeps a checked-out connection between groups.
+    await recorder.stream([0], 1)
+    expect(recorder.acked.has(0)).toBe(true)
+
+    proxy.cut()
+    // Every kept and pooled connection learns it is dead while nothing is being written.
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect((await app.inject({ url: '/health' })).statusCode).toBe(503)
+    proxy.restore()
+
+    // No retry needed: the dead connections were discarded, not handed to the next group.
+    await recorder.stream([1, 2], 2)
+    expect(recorder.unavailable).toBe(0)
+    expect(await recorder.destroy()).toMatchObject({ integrity: 'ok', totalSensorReadingsWritten: 3 * BATCH })
+    await expectExactRecording(direct, recorder)
+    await recorder.phone?.close()
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
   })
 })
