@@ -45,6 +45,7 @@ describe('the server killed with SIGKILL mid-stream', () => {
     // Mid-stream: batches were on the wire or in a transaction when it died.
     expect(unansweredAtKill).toBeGreaterThan(0)
     expect(acks()).toBeLessThan(PHONES * BATCHES)
+    await Promise.all(recorders.map(r => r.phone?.closed))
     for (const r of recorders) expect(r.phone?.closeCode).toBe(1006)
 
     // Nothing acknowledged was lost: the ledger holds every acked batch, each with all its readings.

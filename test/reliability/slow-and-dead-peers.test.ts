@@ -41,7 +41,7 @@ describe('a phone that sends but does not read', () => {
   it('is not read any further once WS_MAX_INFLIGHT_BATCHES are unanswered: the server holds at most that many', async () => {
     const INFLIGHT = 4
     const BATCH = 375
-    const SENT = 200 // 200 batches of ~40 KB: 8 MB the server must not take in while it cannot answer
+    const SENT = 300 // 300 batches of ~40 KB: 12 MB the server must not take in while it cannot answer
     const app = await build(databaseUrl, { WS_MAX_INFLIGHT_BATCHES: String(INFLIGHT) })
     await app.listen({ port: 0, host: '127.0.0.1' })
     const phone = await phoneOf(app)
