@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { storableText } from './common.js'
 
 export const DESTROY_REASONS = ['client', 'expired', 'admin'] as const
 export const destroyReason = z.enum(DESTROY_REASONS)
@@ -46,11 +47,13 @@ function metadataProblem (root: unknown): string | undefined {
   return undefined
 }
 
-/** Free-form labels of a session: device, OS, app version, activity, carry position, bike, terrain, notes... */
-export const sessionMetadata = z.record(z.string(), z.unknown()).superRefine((metadata, ctx) => {
+function refuseUnstorable (metadata: Record<string, unknown>, ctx: z.RefinementCtx): void {
   const problem = metadataProblem(metadata)
   if (problem) ctx.addIssue({ code: 'custom', message: `metadata ${problem}` })
-})
+}
+
+/** Free-form labels of a session: device, OS, app version, activity, carry position, bike, terrain, notes... */
+export const sessionMetadata = z.record(z.string(), z.unknown()).superRefine(refuseUnstorable)
 export type SessionMetadata = z.infer<typeof sessionMetadata>
 
 export const session = z.object({
@@ -79,13 +82,13 @@ export const sessionPage = z.object({
 
 /** Keys of a metadata patch; a null value removes the key. */
 const metadataPatch = z.record(z.string().min(1).max(256), z.unknown())
-  // PostgreSQL's jsonb cannot store the NUL character; refuse it here rather than fail in the database.
-  .refine(value => !JSON.stringify(value).includes('\\u0000'), 'must not contain the NUL character (\\u0000)')
+  // What jsonb cannot store (NUL, unpaired surrogates, deep nesting) is refused here rather than fail in the database.
+  .superRefine(refuseUnstorable)
 
 export const patchSessionBody = z.object({
   metadata: metadataPatch.optional().describe('merged into the stored metadata (top-level keys); a null value removes the key'),
   flaggedIncorrect: z.boolean().optional().describe('true: recorded incorrectly (needs flagReason); false: clears the flag'),
-  flagReason: z.string().trim().min(1).max(2000).optional()
+  flagReason: storableText().trim().min(1).max(2000).optional()
 }).strict()
   .refine(body => body.metadata !== undefined || body.flaggedIncorrect !== undefined, {
     message: 'send metadata, flaggedIncorrect or both'
