@@ -67,7 +67,11 @@ const nested = (depth: number, leaf: unknown = 0) => {
   return value
 }
 
+/** Text PostgreSQL cannot take as is: NUL, unpaired surrogates. */
+const nastyText = fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', '\ud83d', 'ok\ud83d\ude00', '\uffff', '\u202e')
+
 const weird = fc.oneof(
+  nastyText,
   fc.constantFrom('NaN', 'Infinity', '-Infinity', 'nan', '1e999', '', ' ', '0x10', '١٢٣', 'null', 'true', '{}', '2026-13-45T99:99:99Z',
     'Accelerometer ', 'accelerometer', 'ACCELEROMETER', '__proto__', 'constructor'),
   fc.constantFrom(raw('1e999'), raw('-1e999'), raw('123456789012345678901234567890'), raw('-0'), raw('1E+308'), raw('4.9e-325')),
@@ -230,57 +234,93 @@ describe('hostile frames on the recording socket', () => {
 
 // ---------------------------------------------------------------- REST
 
-interface RouteSpec {
-  method: 'GET' | 'POST' | 'DELETE'
-  /** The route's URL with fuzzed path parameters. */
-  url: fc.Arbitrary<string>
-  body?: boolean
-  /** Credentials the route needs to reach validation. */
-  token?: string
-}
-
 const pathParam = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.constantFrom('0', '-1', '1.5', '1e3', 'NaN', 'Infinity', '9007199254740993', '99999999999999999999999', ' 1', '0x1', '%00', '..', '%2e%2e%2f'),
   fc.integer({ min: 1_000_000, max: 2 ** 31 }).map(String)
 ).filter(text => !protectedUserIds.has(Number(text))).map(encodeURIComponent)
+/** Session ids: mostly ones that exist (the socket tests above created them), so the handlers get past "not found". */
+const sessionParam = fc.oneof(pathParam, fc.integer({ min: 1, max: 40 }).map(String), fc.integer({ min: 1, max: 40 }).map(String))
 
-const query = fc.dictionary(fc.constantFrom('take', 'skip', 'x', 'take[]', '__proto__'), fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String),
-  fc.constantFrom('-1', '0', '501', '1e3', 'NaN', '1.5', '')), { maxKeys: 3 })
+const query = fc.dictionary(fc.constantFrom('take', 'skip', 'after', 'cursor', 'x', 'take[]', '__proto__'), fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String),
+  fc.constantFrom('-1', '0', '501', '1e3', 'NaN', '1.5', '', '2026-01-01T00:00:00Z', '2026-02-30T00:00:00+01:00', 'WyIyMDI2Il0', 'AAAA')), { maxKeys: 3 })
   .map(params => new URLSearchParams(params).toString())
 
-/** Every REST route on this branch. */
+const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map(b => Buffer.from(b).toString('hex'))
+const someKey = fc.oneof(fc.constant(admin.user.publicKey), hex(20).map(h => `0x${h}`), hex(32), hex(32).map(h => `ed25519:${h}`),
+  fc.string({ unit: 'binary', maxLength: 600 }), weird)
+
+/** Bodies shaped like each route's, with every field sometimes hostile. */
+const shaped = {
+  login: fc.record({ email: fc.oneof(fc.emailAddress(), fc.constant(admin.user.email), weird), publicKey: someKey }, { requiredKeys: [] }),
+  user: fc.record({
+    name: fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 30 }), weird),
+    email: fc.oneof(fc.emailAddress(), weird),
+    publicKey: someKey,
+    role: fc.oneof(fc.constantFrom('ADMIN', 'BETATESTER', 'admin', 'ROOT'), weird)
+  }, { requiredKeys: [] }),
+  challenge: fc.record({ publicKey: someKey }, { requiredKeys: [] }),
+  verify: fc.record({ publicKey: someKey, signature: fc.oneof(hex(65).map(h => `0x${h}`), hex(64), fc.string({ maxLength: 200 }), weird) }, { requiredKeys: [] }),
+  patch: fc.oneof(
+    // shapes that pass the structural checks, so the hostile values reach the handler and the database
+    fc.record({ metadata: fc.dictionary(fc.oneof(fc.string({ minLength: 1, maxLength: 10 }), nastyText), fc.oneof(weird, fc.jsonValue({ maxDepth: 3 })), { minKeys: 1, maxKeys: 4 }) }),
+    fc.record({ flaggedIncorrect: fc.constant(true), flagReason: fc.oneof(nastyText, fc.string({ unit: 'binary', minLength: 1, maxLength: 50 })) }),
+    fc.record({
+      metadata: fc.oneof(fc.jsonValue({ maxDepth: 4 }), weird),
+      flaggedIncorrect: fc.oneof(fc.boolean(), weird),
+      flagReason: fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), weird)
+    }, { requiredKeys: [] })
+  )
+}
+
+/** Raw JSON bodies nested deeper than JSON.stringify (and jsonb) can follow. */
+const deepMetadata = fc.integer({ min: 1000, max: 20_000 }).map(depth => `{"metadata":{"deep":${'['.repeat(depth)}${']'.repeat(depth)}}}`)
+
+function bodyOf (fields: fc.Arbitrary<unknown>, raw: fc.Arbitrary<string> = fc.constant('{}')) {
+  return fc.oneof(
+    { arbitrary: fields.map(value => ({ payload: toText(value), type: 'application/json' })), weight: 5 },
+    { arbitrary: raw.map(payload => ({ payload, type: 'application/json' })), weight: 1 },
+    { arbitrary: fc.jsonValue({ maxDepth: 4 }).map(value => ({ payload: JSON.stringify(value), type: 'application/json' })), weight: 1 },
+    { arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map(payload => ({ payload, type: 'application/json' })), weight: 1 },
+    {
+      arbitrary: fc.tuple(fc.string({ maxLength: 100 }), fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/json; charset=latin1', 'nonsense'))
+        .map(([payload, type]) => ({ payload, type })),
+      weight: 1
+    },
+    { arbitrary: fc.integer({ min: 1000, max: 50_000 }).map(depth => ({ payload: '['.repeat(depth) + ']'.repeat(depth), type: 'application/json' })), weight: 1 },
+    { arbitrary: fc.constant({ payload: `{"email":"${'a'.repeat(1_100_000)}@x.io"}`, type: 'application/json' }), weight: 1 }
+  )
+}
+
+interface RouteSpec {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE'
+  /** The route's URL with fuzzed path parameters and query. */
+  url: fc.Arbitrary<string>
+  body?: fc.Arbitrary<{ payload: string, type: string }>
+  /** Credentials the route needs to reach validation. */
+  token?: string
+}
+
+/** Every REST route of the service; a new route is one more line (authorization-matrix.test.ts lists them too). */
 const routes: Record<string, RouteSpec> = {
-  'POST /auth/login': { method: 'POST', url: fc.constant('/auth/login'), body: true },
-  'POST /users': { method: 'POST', url: fc.constant('/users'), body: true, token: admin.token },
+  'POST /auth/login': { method: 'POST', url: fc.constant('/auth/login'), body: bodyOf(shaped.login) },
+  'POST /auth/challenge': { method: 'POST', url: fc.constant('/auth/challenge'), body: bodyOf(shaped.challenge) },
+  'POST /auth/verify': { method: 'POST', url: fc.constant('/auth/verify'), body: bodyOf(shaped.verify) },
+  'GET /me': { method: 'GET', url: query.map(q => `/me?${q}`), token: tester.token },
+  'POST /users': { method: 'POST', url: fc.constant('/users'), body: bodyOf(shaped.user), token: admin.token },
   'GET /users': { method: 'GET', url: query.map(q => `/users?${q}`), token: admin.token },
   'GET /users/by-public-key/:publicKey': { method: 'GET', url: pathParam.map(p => `/users/by-public-key/${p}`), token: admin.token },
   'DELETE /users/:id': { method: 'DELETE', url: pathParam.map(p => `/users/${p}`), token: admin.token },
-  'POST /sessions/:id/end': { method: 'POST', url: pathParam.map(p => `/sessions/${p}/end`), body: true, token: admin.token },
-  'GET /me': { method: 'GET', url: query.map(q => `/me?${q}`), token: tester.token },
+  'GET /users/:id/sessions': { method: 'GET', url: fc.tuple(fc.oneof(pathParam, fc.constant(String(tester.user.id))), query).map(([p, q]) => `/users/${p}/sessions?${q}`), token: admin.token },
+  'GET /sessions': { method: 'GET', url: query.map(q => `/sessions?${q}`), token: tester.token },
+  'GET /sessions/:id': { method: 'GET', url: sessionParam.map(p => `/sessions/${p}`), token: admin.token },
+  'PATCH /sessions/:id': { method: 'PATCH', url: sessionParam.map(p => `/sessions/${p}`), body: bodyOf(shaped.patch, deepMetadata), token: admin.token },
+  'POST /sessions/:id/end': { method: 'POST', url: sessionParam.map(p => `/sessions/${p}/end`), token: admin.token },
+  'GET /sessions/:id/readings': { method: 'GET', url: fc.tuple(sessionParam, query).map(([p, q]) => `/sessions/${p}/readings?${q}`), token: admin.token },
+  'GET /sessions/:id/readings.csv': { method: 'GET', url: fc.tuple(sessionParam, query).map(([p, q]) => `/sessions/${p}/readings.csv?${q}`), token: admin.token },
   'GET /health': { method: 'GET', url: query.map(q => `/health?${q}`) },
   'GET /status': { method: 'GET', url: query.map(q => `/status?${q}`) }
 }
-
-const loginish = fc.record({
-  email: fc.oneof(fc.emailAddress(), fc.constant(admin.user.email), weird),
-  publicKey: fc.oneof(fc.string({ unit: 'binary', maxLength: 600 }), fc.constant(admin.user.publicKey), weird),
-  name: fc.oneof(fc.string({ maxLength: 300 }), weird),
-  role: fc.oneof(fc.constantFrom('ADMIN', 'BETATESTER', 'admin', 'ROOT'), weird)
-}, { requiredKeys: [] })
-
-const body = fc.oneof(
-  { arbitrary: loginish.map(value => ({ payload: toText(value), type: 'application/json' })), weight: 4 },
-  { arbitrary: fc.jsonValue({ maxDepth: 4 }).map(value => ({ payload: JSON.stringify(value), type: 'application/json' })), weight: 2 },
-  { arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map(payload => ({ payload, type: 'application/json' })), weight: 2 },
-  {
-    arbitrary: fc.tuple(fc.string({ maxLength: 100 }), fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/json; charset=latin1', 'nonsense'))
-      .map(([payload, type]) => ({ payload, type })),
-    weight: 1
-  },
-  { arbitrary: fc.integer({ min: 1000, max: 50_000 }).map(depth => ({ payload: '['.repeat(depth) + ']'.repeat(depth), type: 'application/json' })), weight: 1 },
-  { arbitrary: fc.constant({ payload: `{"email":"${'a'.repeat(1_100_000)}@x.io"}`, type: 'application/json' }), weight: 1 }
-)
 
 const authorization = (token: string | undefined) => fc.oneof(
   { arbitrary: fc.constant(token ? `Bearer ${token}` : undefined), weight: 6 },
@@ -294,7 +334,7 @@ const DOCUMENTED = [200, 201, 400, 401, 403, 404, 409, 413, 415]
 describe('hostile requests on every REST route', () => {
   it.each(Object.entries(routes))('%s answers a documented status below 500 with a JSON error body', async (_name, route) => {
     const before = await readingsCount()
-    const request = fc.record({ url: route.url, body: route.body ? fc.option(body) : fc.constant(null), authorization: authorization(route.token) })
+    const request = fc.record({ url: route.url, body: route.body ? fc.option(route.body) : fc.constant(null), authorization: authorization(route.token) })
     await fc.assert(fc.asyncProperty(request, async ({ url, body, authorization }) => {
       const headers: Record<string, string> = {}
       if (authorization !== undefined) headers.authorization = authorization
