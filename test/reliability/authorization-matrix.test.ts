@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { InjectOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { createOrResumeSession } from '../../src/db/session-lifecycle.js'
+import { insertUser } from '../../src/db/users-repository.js'
+import { ed25519Signer } from '../auth/signers.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import WebSocket from 'ws'
 import { wsUrl } from '../ws-client.js'
@@ -34,7 +36,7 @@ type Request = Omit<InjectOptions, 'headers'> & { url: string, websocket?: boole
 type Statuses = [none: number, expired: number, owner: number, other: number, admin: number]
 interface Row {
   route: string
-  request: (f: Fixture) => Request
+  request: (f: Fixture) => Request | Promise<Request>
   expect: Statuses
   /** The body may legitimately carry the owner's data to anyone (login with the owner's credentials). */
   public?: boolean
@@ -42,18 +44,34 @@ interface Row {
 
 const unique = () => randomBytes(4).toString('hex')
 
+/** A complete signature sign-in by a fresh Ed25519 user: challenge, sign, and the verify request. */
+async function signedVerify (): Promise<Request> {
+  const signer = ed25519Signer()
+  await insertUser(app.db, { name: 'Signer', email: `signer-${unique()}@example.test`, publicKey: signer.near, role: 'BETATESTER' })
+  const challenge = await app.inject({ method: 'POST', url: '/auth/challenge', payload: { publicKey: signer.near } })
+  return { method: 'POST', url: '/auth/verify', payload: { publicKey: signer.near, signature: signer.sign(challenge.json().message) } }
+}
+
 /**
  * Every route and the socket, one line each: [no token, expired token, owner, other beta tester, admin].
  * "owner" is the beta tester whose user, session or data the request targets.
  */
 const ROWS: Row[] = [
   { route: 'POST /auth/login', request: f => ({ method: 'POST', url: '/auth/login', payload: { email: f.owner.user.email, publicKey: f.owner.user.publicKey } }), expect: [200, 200, 200, 200, 200], public: true },
+  { route: 'POST /auth/challenge', request: () => ({ method: 'POST', url: '/auth/challenge', payload: { publicKey: `0x${unique()}${'0'.repeat(32)}` } }), expect: [200, 200, 200, 200, 200] },
+  { route: 'POST /auth/verify', request: signedVerify, expect: [200, 200, 200, 200, 200], public: true },
   { route: 'GET /me', request: () => ({ method: 'GET', url: '/me' }), expect: [401, 401, 200, 200, 200] },
   { route: 'POST /users', request: () => ({ method: 'POST', url: '/users', payload: { name: 'New', email: `new-${unique()}@example.test`, publicKey: `new-${unique()}` } }), expect: [401, 401, 403, 403, 201] },
   { route: 'GET /users', request: () => ({ method: 'GET', url: '/users' }), expect: [401, 401, 403, 403, 200] },
   { route: 'GET /users/by-public-key/:publicKey', request: f => ({ method: 'GET', url: `/users/by-public-key/${encodeURIComponent(f.owner.user.publicKey)}` }), expect: [401, 401, 403, 403, 200] },
   { route: 'DELETE /users/:id', request: f => ({ method: 'DELETE', url: `/users/${f.owner.user.id}` }), expect: [401, 401, 403, 403, 200] },
   { route: 'POST /sessions/:id/end', request: f => ({ method: 'POST', url: `/sessions/${f.session.id}/end` }), expect: [401, 401, 403, 403, 200] },
+  { route: 'GET /users/:id/sessions', request: f => ({ method: 'GET', url: `/users/${f.owner.user.id}/sessions` }), expect: [401, 401, 403, 403, 200] },
+  { route: 'GET /sessions', request: () => ({ method: 'GET', url: '/sessions' }), expect: [401, 401, 200, 200, 200] },
+  { route: 'GET /sessions/:id', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}` }), expect: [401, 401, 200, 404, 200] },
+  { route: 'PATCH /sessions/:id', request: f => ({ method: 'PATCH', url: `/sessions/${f.session.id}`, payload: { metadata: { label: 'relabelled' } } }), expect: [401, 401, 200, 404, 200] },
+  { route: 'GET /sessions/:id/readings', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}/readings` }), expect: [401, 401, 200, 404, 200] },
+  { route: 'GET /sessions/:id/readings.csv', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}/readings.csv` }), expect: [401, 401, 200, 404, 200] },
   { route: 'GET /health', request: () => ({ method: 'GET', url: '/health' }), expect: [200, 200, 200, 200, 200] },
   { route: 'GET /status', request: () => ({ method: 'GET', url: '/status' }), expect: [200, 200, 200, 200, 200] },
   { route: 'GET /ws (upgrade)', request: () => ({ method: 'GET', url: '/ws', websocket: true }), expect: [401, 401, 101, 101, 403] }
@@ -89,7 +107,7 @@ const CELLS = ROWS.flatMap(row => PRINCIPALS.map((who, i) => ({ row, who, status
 describe('authorization matrix', () => {
   it.each(CELLS)('$row.route as $who → $status', async ({ row, who, status }) => {
     const f = await fixture()
-    const response = await perform(row.request(f), f.tokens[who])
+    const response = await perform(await row.request(f), f.tokens[who])
     expect(response.status).toBe(status)
     if (status >= 400) expect(JSON.parse(response.body)).toEqual({ error: expect.any(String), message: expect.any(String) })
     // Another user's data is never returned: no trace of the owner reaches anyone but the owner and admins.
