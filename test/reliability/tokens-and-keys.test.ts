@@ -8,17 +8,14 @@ import { makeReadings, TestPhone, wsUrl } from '../ws-client.js'
 const databaseUrl = await createTestDatabase()
 
 // The service reaches the database through a proxy, so the log test can also cover a database outage.
-const proxy = new TcpProxy()
-const target = new URL(databaseUrl)
-const { port: proxyPort } = await proxy.start(target.hostname, Number(target.port || 5432))
+const proxy = TcpProxy.forUrl(databaseUrl)
+await proxy.start()
 afterAll(() => proxy.close())
-const proxiedUrl = new URL(databaseUrl)
-proxiedUrl.port = String(proxyPort)
 
 // Every log line the service writes, at the most verbose level, with the production redaction settings.
 const logLines: string[] = []
 const { transport: _pretty, ...production } = loggerOptions('trace')
-const app = await build(proxiedUrl.toString(), { LOG_LEVEL: 'trace' }, {
+const app = await build(proxy.url(databaseUrl), { LOG_LEVEL: 'trace' }, {
   logger: { ...production, stream: { write: (line: string) => { logLines.push(line) } } }
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
