@@ -125,4 +125,41 @@ describe('a database outage', () => {
     await recorder.phone?.close()
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
   })
+
+  it('a partition (bytes stop, nothing fails): no ack without a commit, /health 503, and all completes once it heals', async () => {
+    const recorders = await Promise.all(Array.from({ length: 2 }, async () => {
+      const { token } = await createUserWithToken(app)
+      const recorder = new Recorder(wsUrl(app), token, 20)
+      await recorder.connect()
+      return recorder
+    }))
+    const streams = recorders.map(r => r.stream(r.pending, 4))
+    await until(() => recorders.every(r => r.acked.size >= 3), 10_000)
+    proxy.hang()
+    const health = app.inject({ url: '/health' })
+    await new Promise(resolve => setTimeout(resolve, 2500))
+    expect((await health).statusCode).toBe(503)
+    // Whatever was acknowledged, hang or not, is committed.
+    for (const r of recorders) {
+      const written = await ledger(r.sessionId)
+      for (const batchId of r.acked.keys()) expect(written.has(batchId)).toBe(true)
+    }
+    expect(recorders.some(r => r.acked.size < 20)).toBe(true)
+    proxy.restore()
+    await Promise.all(streams)
+    for (const r of recorders) {
+      while (r.pending.length > 0) await r.stream(r.pending, 4) // storage_unavailable answers, if any, are resent
+      expect(await r.destroy()).toMatchObject({ integrity: 'ok', totalSensorReadingsWritten: 20 * BATCH })
+      await expectExactRecording(direct, r)
+      await r.phone?.close()
+    }
+  })
 })
+
+async function until (condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}

@@ -318,6 +318,8 @@ const routes: Record<string, RouteSpec> = {
   'POST /sessions/:id/end': { method: 'POST', url: sessionParam.map(p => `/sessions/${p}/end`), token: admin.token },
   'GET /sessions/:id/readings': { method: 'GET', url: fc.tuple(sessionParam, query).map(([p, q]) => `/sessions/${p}/readings?${q}`), token: admin.token },
   'GET /sessions/:id/readings.csv': { method: 'GET', url: fc.tuple(sessionParam, query).map(([p, q]) => `/sessions/${p}/readings.csv?${q}`), token: admin.token },
+  'GET /metrics': { method: 'GET', url: query.map(q => `/metrics?${q}`) },
+  'GET /docs/json': { method: 'GET', url: query.map(q => `/docs/json?${q}`) },
   'GET /health': { method: 'GET', url: query.map(q => `/health?${q}`) },
   'GET /status': { method: 'GET', url: query.map(q => `/status?${q}`) }
 }
