@@ -43,13 +43,14 @@ describe('logs', () => {
     const before = lines.length
     proxy.cut()
     try {
+      // The database being unreachable is a 503 (retry later), logged with the URL like any 5xx.
       const response = await app.inject({ url: `/users?access_token=${token}`, headers: bearer(token) })
-      expect(response.statusCode).toBe(500)
-      expect(response.json()).toEqual({ error: 'INTERNAL_ERROR', message: 'Internal Server Error' })
+      expect(response.statusCode).toBe(503)
+      expect(response.json()).toEqual({ error: 'DATABASE_UNAVAILABLE', message: 'The database is unavailable; retry shortly' })
     } finally {
       proxy.restore()
     }
-    const failures = lines.slice(before).map(line => JSON.parse(line)).filter(line => line.msg === 'Request failed.')
+    const failures = lines.slice(before).map(line => JSON.parse(line)).filter(line => line.msg === 'Database unavailable.')
     expect(failures).toHaveLength(1)
     expect(failures[0].request.url).toBe('/users?access_token=[Redacted]')
     expect(failures[0].err.stack).toBeTypeOf('string') // the operator gets the stack, the client does not
