@@ -115,3 +115,19 @@ export async function findEndedSessions (db: Queryable, sessionIds: number[]): P
     `select ${ENDED_COLUMNS} from sessions where id = any($1::bigint[]) and destroyed_at is not null`, [sessionIds])
   return rows.map(toEnded)
 }
+
+/**
+ * Of the given sessions, those that ended (by any instance, for any reason)
+ * and those that no longer exist (deleted with their user).
+ */
+export async function findGoneSessions (db: Queryable, sessionIds: number[]): Promise<{ ended: EndedSession[], deleted: number[] }> {
+  if (sessionIds.length === 0) return { ended: [], deleted: [] }
+  const { rows } = await db.query<EndedRow & { held_id: number }>(
+    `select held.id as held_id, s.id, s.user_id, s.destroyed_at, s.destroy_reason, s.total_sensor_readings_written, s.integrity
+     from unnest($1::bigint[]) as held(id) left join sessions s on s.id = held.id
+     where s.id is null or s.destroyed_at is not null`, [sessionIds])
+  return {
+    ended: rows.filter(row => row.id !== null).map(toEnded),
+    deleted: rows.filter(row => row.id === null).map(row => row.held_id)
+  }
+}

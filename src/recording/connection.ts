@@ -159,6 +159,11 @@ export class RecordingConnection implements SessionHolder {
     }))
   }
 
+  sessionDeleted (): void {
+    this.session = undefined
+    this.close(CLOSE.policy, 'the session was deleted')
+  }
+
   /** Stops reading the socket and resolves once every answer owed has been sent. */
   async drain (): Promise<void> {
     this.draining = true
@@ -204,7 +209,12 @@ export class RecordingConnection implements SessionHolder {
   private enqueue (answers: Promise<Frames>, onSent?: () => void): void {
     this.outbound = this.outbound
       .then(() => answers)
-      .catch((err: unknown) => {
+      .catch((err: unknown): Frames => {
+        if ((err as { code?: string }).code === '23503') {
+          // foreign_key_violation on a session insert: the user was deleted after this socket opened.
+          this.close(CLOSE.policy, 'the user no longer exists')
+          return []
+        }
         if (isDatabaseUnavailable(err)) {
           this.log.warn({ err }, 'Database unavailable for a recording command.')
           return [frame('error', { code: 'storage_unavailable', message: 'The database is unavailable; send the frame again shortly' })]

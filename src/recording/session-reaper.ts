@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/queryable.js'
-import { endExpiredSessions, findEndedSessions } from '../db/session-lifecycle.js'
+import { endExpiredSessions, findGoneSessions } from '../db/session-lifecycle.js'
 import type { Log } from '../logger.js'
 import type { SessionRegistry } from './session-registry.js'
 
@@ -17,7 +17,7 @@ export interface SessionReaperOptions {
  * Every interval: end every expired session in the database (whichever
  * instance holds it, or none), then ask which of the sessions held here have
  * ended by any means (expiry, an admin, another instance) and tell their
- * phones. Polling instead of LISTEN/NOTIFY: nothing is lost while the
+ * phones, or were deleted with their user and disconnect them. Polling instead of LISTEN/NOTIFY: nothing is lost while the
  * database is unreachable, and no connection is pinned for it.
  */
 export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void>, tick: () => Promise<void> } {
@@ -35,7 +35,9 @@ export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }
         }
         more = expired.length === REAP_LIMIT && !stopped
       }
-      for (const ended of await findEndedSessions(db, registry.sessionIds())) registry.notifyEnded(ended)
+      const gone = await findGoneSessions(db, registry.sessionIds())
+      for (const ended of gone.ended) registry.notifyEnded(ended)
+      for (const sessionId of gone.deleted) registry.notifyDeleted(sessionId)
     } catch (err) {
       log.warn({ err }, 'Session reaper pass failed; retrying next interval.')
     }

@@ -3,6 +3,8 @@ import type { EndedSession } from '../db/session-lifecycle.js'
 /** What the registry needs from a connection: to be told its session ended. */
 export interface SessionHolder {
   sessionEnded: (ended: EndedSession) => void
+  /** The session was deleted (with its user): the socket has nothing left to record for. */
+  sessionDeleted: () => void
 }
 
 /**
@@ -36,5 +38,13 @@ export class SessionRegistry {
     if (!set) return
     this.holders.delete(ended.id)
     for (const holder of set) holder.sessionEnded(ended)
+  }
+
+  /** Tells every local holder of a session that was deleted, and forgets them. */
+  notifyDeleted (sessionId: number): void {
+    const set = this.holders.get(sessionId)
+    if (!set) return
+    this.holders.delete(sessionId)
+    for (const holder of set) holder.sessionDeleted()
   }
 }

@@ -72,4 +72,17 @@ describe('expiry and several instances', () => {
     expect(frames[1]).toMatchObject({ event: 'session_created' })
     expect(frames[1]?.data.sessionId).not.toBe(old)
   })
+
+  it('disconnects a deleted user\'s phone on the other instance too', async () => {
+    const admin = await createUserWithToken(first, 'ADMIN')
+    const tester = await createUserWithToken(first)
+    const phone = await connect(second, tester.token)
+    phone.send('create_session', {})
+    await phone.expect('session_created')
+    const deleted = await first.inject({ method: 'DELETE', url: `/users/${tester.user.id}`, headers: bearer(admin.token) })
+    expect(deleted.json()).toMatchObject({ deleted: { users: 1, sessions: 1 } })
+    await phone.closed
+    expect(phone.closeCode).toBe(1008)
+    expect(phone.closeReason).toContain('deleted')
+  })
 })
