@@ -1,0 +1,122 @@
+import { readdirSync, readFileSync } from 'node:fs'
+
+/**
+ * Linux /proc readings: a process's CPU time and resident memory, the CPU
+ * time of all PostgreSQL processes, and the machine's busy time. Everything
+ * returns undefined (or 0) off Linux so the bench still runs elsewhere.
+ */
+
+// USER_HZ is 100 on every Linux build that matters; /proc times are in these ticks.
+const TICKS_PER_SECOND = 100
+
+function readText (file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+/** utime + stime of a process in seconds. */
+export function processCpuSeconds (pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`)
+  if (!stat) return undefined
+  // The command name (field 2) may contain spaces; fields after ") " are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+}
+
+/** VmRSS (and the kernel's peak, VmHWM) in MB. */
+export function processMemoryMb (pid: number): { rss: number, hwm: number } | undefined {
+  const status = readText(`/proc/${pid}/status`)
+  if (!status) return undefined
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0)
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
+}
+
+/** Summed CPU seconds of every process whose command is `name` (PostgreSQL forks one per connection). */
+export function namedProcessesCpuSeconds (name: string): number {
+  let total = 0
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return 0
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = readText(`/proc/${entry}/stat`)
+    if (!stat || !stat.includes(`(${name})`)) continue
+    total += processCpuSeconds(Number(entry)) ?? 0
+  }
+  return total
+}
+
+/** Busy and total CPU seconds of the whole machine (all cores) from /proc/stat. */
+export function machineCpuSeconds (): { busy: number, total: number } {
+  const line = readText('/proc/stat')?.split('\n')[0]
+  if (!line) return { busy: 0, total: 0 }
+  const values = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = values.reduce((sum, v) => sum + v, 0)
+  const idle = (values[3] ?? 0) + (values[4] ?? 0)
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND }
+}
+
+export interface CpuSnapshot {
+  at: number
+  server: number
+  generator: number
+  postgres: number
+  machineBusy: number
+}
+
+/** CPU seconds consumed so far by the server, the generator processes, PostgreSQL and the machine. */
+export function cpuSnapshot (serverPid: number | undefined, generatorPids: number[]): CpuSnapshot {
+  return {
+    at: performance.now(),
+    server: serverPid === undefined ? 0 : processCpuSeconds(serverPid) ?? 0,
+    generator: generatorPids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0),
+    postgres: namedProcessesCpuSeconds('postgres'),
+    machineBusy: machineCpuSeconds().busy
+  }
+}
+
+/** Cores used on average between two snapshots (1.0 = one core fully busy). */
+export interface CpuUsage {
+  server: number
+  generator: number
+  postgres: number
+  machine: number
+}
+
+export function cpuBetween (from: CpuSnapshot, to: CpuSnapshot): CpuUsage {
+  const seconds = Math.max(1e-3, (to.at - from.at) / 1000)
+  return {
+    server: (to.server - from.server) / seconds,
+    generator: (to.generator - from.generator) / seconds,
+    postgres: (to.postgres - from.postgres) / seconds,
+    machine: (to.machineBusy - from.machineBusy) / seconds
+  }
+}
+
+/** Samples a process's VmRSS every intervalMs and keeps the peak. */
+export function startRssSampler (pid: number, intervalMs = 200): { stop: () => { peakMb: number, lastMb: number } } {
+  let peakMb = 0
+  let lastMb = 0
+  const sample = () => {
+    const memory = processMemoryMb(pid)
+    if (!memory) return
+    lastMb = memory.rss
+    peakMb = Math.max(peakMb, memory.rss)
+  }
+  sample()
+  const timer = setInterval(sample, intervalMs)
+  timer.unref()
+  return {
+    stop: () => {
+      sample()
+      clearInterval(timer)
+      return { peakMb, lastMb }
+    }
+  }
+}
