@@ -8,7 +8,7 @@ import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, 
 import { runExportPhase, type ExportResult } from './export.js'
 import { runLoad } from './load.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
-import { cpuBetween, cpuSnapshot, processMemoryMb, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
+import { cpuBetween, cpuSnapshot, processMemoryMb, sampleMachineLoad, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
 import { summarizeLatencies, type LatencySummary } from './stats.js'
@@ -125,7 +125,7 @@ export interface Target {
 export interface BenchResult {
   startedAt: string
   finishedAt: string
-  machine: { cpus: number, cpuModel: string, memoryGb: number, node: string }
+  machine: { cpus: number, cpuModel: string, memoryGb: number, node: string, busyCoresBeforeStart: number }
   database: { url: string, source: string, storage: StorageInfo }
   options: Omit<BenchOptions, 'say' | 'databaseUrl'>
   realtime?: ServicePhaseResult
@@ -145,6 +145,7 @@ export interface BenchResult {
 interface Context {
   options: BenchOptions
   url: string
+  databaseName: string
   pool: Pool
   users: Array<PhoneUser & { id: number }>
 }
@@ -166,15 +167,17 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     pool = prepared.pool
     say(`database: ${describeDatabase(database.url)} (${database.source}; readings in a ${prepared.storage.readingsHypertable ? 'TimescaleDB hypertable' : 'plain PostgreSQL table'}, PostgreSQL ${prepared.storage.postgresVersion})`)
 
+    const busyCoresBeforeStart = await sampleMachineLoad()
+    if (busyCoresBeforeStart > 0.25) say(`warning: the machine is already ${busyCoresBeforeStart.toFixed(2)} cores busy before the bench starts; figures will be lower than on a quiet machine`)
     const phoneCount = Math.max(0, ...options.modes.map(mode => options[mode].phones))
     say(`creating ${phoneCount + 1} bench users with tokens...`)
     const users = await createBenchUsers(pool, phoneCount + 1)
-    const ctx: Context = { options, url: database.url, pool, users }
+    const ctx: Context = { options, url: database.url, databaseName: decodeURIComponent(new URL(database.url).pathname.slice(1)), pool, users }
 
     const result: BenchResult = {
       startedAt,
       finishedAt: '',
-      machine: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      machine: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, busyCoresBeforeStart },
       database: { url: describeDatabase(database.url), source: database.source, storage: prepared.storage },
       options: { ...options, say: undefined, databaseUrl: undefined } as unknown as BenchResult['options'],
       ratios: {},
@@ -274,8 +277,8 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
       users: ctx.users,
       timeoutMs: options.timeoutMs
     }, {
-      beforeStart: pids => { cpuStart = cpuSnapshot(server.pid, pids) },
-      afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids) }
+      beforeStart: pids => { cpuStart = cpuSnapshot(server.pid, pids, ctx.databaseName) },
+      afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, ctx.databaseName) }
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
   } finally {
@@ -302,7 +305,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     ackLatencyMs,
     serverPeakRssMb: memory.peakMb,
     serverRssAtEndMb: rssAtEnd,
-    cpu: cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0 },
+    cpu: cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 },
     generatorEventLoopUtilization: run.generatorEventLoopUtilization,
     retries: sum(results, phone => phone.retries),
     windowStalls: sum(results, phone => phone.windowStalls),

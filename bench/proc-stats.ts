@@ -34,8 +34,16 @@ export function processMemoryMb (pid: number): { rss: number, hwm: number } | un
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
 }
 
-/** Summed CPU seconds of every process whose command is `name` (PostgreSQL forks one per connection). */
-export function namedProcessesCpuSeconds (name: string): number {
+// A client backend's title: "postgres: 15/main: <user> <database> 127.0.0.1(54321) idle".
+const CLIENT_BACKEND = /^postgres: .*? (\S+) (?:\S+\(\d+\)|\[local\])/
+
+/**
+ * Summed CPU seconds of the PostgreSQL processes working for `database`:
+ * its client backends plus the shared background processes (WAL writer,
+ * checkpointer...). Backends of other databases on the same server (other
+ * people's test runs) are left out, so they show up as background load.
+ */
+export function postgresCpuSeconds (database: string): number {
   let total = 0
   let entries: string[]
   try {
@@ -46,7 +54,10 @@ export function namedProcessesCpuSeconds (name: string): number {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue
     const stat = readText(`/proc/${entry}/stat`)
-    if (!stat || !stat.includes(`(${name})`)) continue
+    if (!stat || !stat.includes('(postgres)')) continue
+    const title = readText(`/proc/${entry}/cmdline`)?.replace(/\0/g, ' ').trim() ?? ''
+    const backendOf = CLIENT_BACKEND.exec(title)?.[1]
+    if (backendOf !== undefined && backendOf !== database) continue
     total += processCpuSeconds(Number(entry)) ?? 0
   }
   return total
@@ -67,16 +78,19 @@ export interface CpuSnapshot {
   server: number
   generator: number
   postgres: number
+  bench: number
   machineBusy: number
 }
 
-/** CPU seconds consumed so far by the server, the generator processes, PostgreSQL and the machine. */
-export function cpuSnapshot (serverPid: number | undefined, generatorPids: number[]): CpuSnapshot {
+/** CPU seconds consumed so far by the server, the generators, PostgreSQL (for `database`), this process and the machine. */
+export function cpuSnapshot (serverPid: number | undefined, generatorPids: number[], database: string): CpuSnapshot {
+  const own = process.cpuUsage()
   return {
     at: performance.now(),
     server: serverPid === undefined ? 0 : processCpuSeconds(serverPid) ?? 0,
     generator: generatorPids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0),
-    postgres: namedProcessesCpuSeconds('postgres'),
+    postgres: postgresCpuSeconds(database),
+    bench: (own.user + own.system) / 1e6,
     machineBusy: machineCpuSeconds().busy
   }
 }
@@ -87,16 +101,23 @@ export interface CpuUsage {
   generator: number
   postgres: number
   machine: number
+  /** Everything else on the machine: other people's processes and databases. */
+  other: number
 }
 
 export function cpuBetween (from: CpuSnapshot, to: CpuSnapshot): CpuUsage {
   const seconds = Math.max(1e-3, (to.at - from.at) / 1000)
-  return {
-    server: (to.server - from.server) / seconds,
-    generator: (to.generator - from.generator) / seconds,
-    postgres: (to.postgres - from.postgres) / seconds,
-    machine: (to.machineBusy - from.machineBusy) / seconds
-  }
+  const per = (key: keyof CpuSnapshot) => (to[key] - from[key]) / seconds
+  const usage = { server: per('server'), generator: per('generator'), postgres: per('postgres'), machine: per('machineBusy') }
+  return { ...usage, other: Math.max(0, usage.machine - usage.server - usage.generator - usage.postgres - per('bench')) }
+}
+
+/** Cores busy with anything over the next `ms` milliseconds: the machine's background load. */
+export async function sampleMachineLoad (ms = 1000): Promise<number> {
+  const from = machineCpuSeconds().busy
+  const started = performance.now()
+  await new Promise(resolve => setTimeout(resolve, ms))
+  return (machineCpuSeconds().busy - from) / ((performance.now() - started) / 1000)
 }
 
 /** Samples a process's VmRSS every intervalMs and keeps the peak. */

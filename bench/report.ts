@@ -59,7 +59,8 @@ export function formatReport (result: BenchResult): string {
   const { storage } = result.database
   out.push(`Machine: ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memoryGb} GB, Node ${result.machine.node}; ` +
     `PostgreSQL ${storage.postgresVersion}, readings in a ${storage.readingsHypertable ? `TimescaleDB ${storage.timescaledbVersion} hypertable` : 'plain table'} ` +
-    `(${result.database.source}). Service, PostgreSQL and generators share the machine.`)
+    `(${result.database.source}). Service, PostgreSQL and generators share the machine ` +
+    `(${fixed(result.machine.busyCoresBeforeStart, 2)} cores busy with other work just before the start).`)
   out.push('')
   out.push(markdownTable([
     'phase', 'readings', 'readings/s', 'vs limit', 'vs naive', 'ack ms p50 / p95 / p99 / max',
@@ -84,7 +85,7 @@ export function formatReport (result: BenchResult): string {
     if (!phase) continue
     const gen = phase.generatorEventLoopUtilization.map(value => pct(value)).join(', ')
     out.push('')
-    out.push(`${phase.mode}: machine CPU ${fixed(phase.cpu.machine, 2)} cores busy; generator event loops ${gen} busy; ` +
+    out.push(`${phase.mode}: machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
       `${phase.retries} storage_unavailable retries; ${phase.windowStalls} window stalls; ${phase.loginFallbacks} login fallbacks; ` +
       `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}.`)
   }
