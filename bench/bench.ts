@@ -96,6 +96,11 @@ export interface ServicePhaseResult {
   readingsPerSecond: number
   keptUp?: boolean
   ackLatencyMs: LatencySummary
+  /** Ack latency of the batches sent in each `timelineStepSeconds` slice of the phase. */
+  ackLatencyTimeline: Array<{ fromSecond: number } & LatencySummary>
+  timelineStepSeconds: number
+  /** Sessions for which the server sent session_destroyed twice. */
+  duplicateDestroyed: number
   serverPeakRssMb: number
   serverRssAtEndMb: number
   cpu: CpuUsage
@@ -219,6 +224,10 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       if (phase.failedToStart > 0) result.problems.push(`${label} ${phase.failedToStart} phones could not start`)
       if (phase.serverLogErrors > 0) result.problems.push(`${label} ${phase.serverLogErrors} error lines in the service log, e.g. ${phase.serverLogSamples[0] ?? ''}`)
       if (phase.readingsAcked === 0) result.problems.push(`${label} no reading was acknowledged`)
+      if (phase.duplicateDestroyed > 0) {
+        result.warnings.push(`${label} the server sent session_destroyed twice for ${phase.duplicateDestroyed} sessions after destroy_session ` +
+          '(the reaper saw the session end before the connection forgot it)')
+      }
     }
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)
@@ -295,6 +304,8 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   const verification = await verifySessions(ctx.pool, acked)
   const serverLog = await scanServerLog(server.logFile)
   const ackLatencyMs = summarizeLatencies(latencies)
+  const timelineStepSeconds = seconds <= 10 ? 1 : 5
+  const ackLatencyTimeline = latencyTimeline(results, run.startAt, seconds, timelineStepSeconds)
   const phase: ServicePhaseResult = {
     mode,
     phones,
@@ -303,6 +314,9 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     readingsAcked,
     readingsPerSecond,
     ackLatencyMs,
+    ackLatencyTimeline,
+    timelineStepSeconds,
+    duplicateDestroyed: sum(results, phone => phone.duplicateDestroyed),
     serverPeakRssMb: memory.peakMb,
     serverRssAtEndMb: rssAtEnd,
     cpu: cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 },
@@ -334,6 +348,17 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
 }
 
 const ms = (value: number) => value.toFixed(1)
+
+function latencyTimeline (results: PhoneResult[], startAt: number, seconds: number, step: number): ServicePhaseResult['ackLatencyTimeline'] {
+  const slices: number[][] = Array.from({ length: Math.max(1, Math.ceil(seconds / step)) }, () => [])
+  for (const phone of results) {
+    phone.sentAtMs.forEach((sentAt, i) => {
+      const slice = Math.min(slices.length - 1, Math.max(0, Math.floor((sentAt - startAt) / 1000 / step)))
+      slices[slice]!.push(phone.latenciesMs[i]!)
+    })
+  }
+  return slices.map((latencies, i) => ({ fromSecond: i * step, ...summarizeLatencies(latencies) }))
+}
 
 function sum (results: PhoneResult[], pick: (phone: PhoneResult) => number): number {
   let total = 0

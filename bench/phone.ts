@@ -48,6 +48,10 @@ export interface PhoneResult {
   errors: string[]
   /** Send -> ack, one per acknowledged batch. */
   latenciesMs: number[]
+  /** When each of those batches was first sent (epoch ms), for the latency timeline. */
+  sentAtMs: number[]
+  /** session_destroyed frames received after this phone's session had already been destroyed. */
+  duplicateDestroyed: number
 }
 
 interface Frame { event: string, data: Record<string, unknown> }
@@ -90,6 +94,7 @@ export class Phone {
   private endAt = 0
   private timer: NodeJS.Timeout | undefined
   private drained: (() => void) | undefined
+  private destroyAnswered = false
 
   constructor (private readonly options: PhoneOptions) {
     this.result = {
@@ -109,7 +114,9 @@ export class Phone {
       loginFallback: false,
       errorCount: 0,
       errors: [],
-      latenciesMs: []
+      latenciesMs: [],
+      sentAtMs: [],
+      duplicateDestroyed: 0
     }
   }
 
@@ -271,6 +278,7 @@ export class Phone {
       const waiter = this.waiter
       this.waiter = undefined
       clearTimeout(waiter.timer)
+      if (frame.event === 'session_destroyed' && this.result.sessionId !== undefined) this.destroyAnswered = true
       waiter.resolve(frame)
       return
     }
@@ -281,14 +289,26 @@ export class Phone {
       case 'storage_unavailable':
         this.onStorageUnavailable(Number(data.batchId))
         break
-      default: {
-        const batchId = data.batchId
-        if (typeof batchId === 'number' && this.inflight.delete(batchId)) this.forgetSent(batchId)
-        this.error(`${frame.event}: ${JSON.stringify(data).slice(0, 300)}`)
-        if (frame.event === 'session_destroyed' || frame.event === 'session_not_found') this.producing = false
-        this.pump()
-      }
+      case 'session_destroyed':
+        if (this.destroyAnswered && data.sessionId === this.result.sessionId) {
+          // The server said it twice; the first answer already settled the session.
+          this.result.duplicateDestroyed++
+          break
+        }
+        this.unexpected(frame)
+        break
+      default:
+        this.unexpected(frame)
     }
+  }
+
+  private unexpected (frame: Frame): void {
+    const data = frame.data ?? {}
+    const batchId = data.batchId
+    if (typeof batchId === 'number' && this.inflight.delete(batchId)) this.forgetSent(batchId)
+    this.error(`${frame.event}: ${JSON.stringify(data).slice(0, 300)}`)
+    if (frame.event === 'session_destroyed' || frame.event === 'session_not_found') this.producing = false
+    this.pump()
   }
 
   private onAck (batchId: number, total: number): void {
@@ -308,7 +328,9 @@ export class Phone {
       this.acked.add(batchId)
       this.result.batchesAcked++
       this.result.readingsAcked += READINGS_PER_BATCH
-      this.result.latenciesMs.push(ackAt - (this.firstSent.get(batchId) ?? sentAt))
+      const firstSentAt = this.firstSent.get(batchId) ?? sentAt
+      this.result.latenciesMs.push(ackAt - firstSentAt)
+      this.result.sentAtMs.push(firstSentAt)
     }
     this.result.lastAckedTotal = Math.max(this.result.lastAckedTotal, total)
     this.result.lastAckAt = ackAt

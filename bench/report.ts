@@ -88,6 +88,8 @@ export function formatReport (result: BenchResult): string {
     out.push(`${phase.mode}: machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
       `${phase.retries} storage_unavailable retries; ${phase.windowStalls} window stalls; ${phase.loginFallbacks} login fallbacks; ` +
       `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}.`)
+    out.push(`${phase.mode}: ack p50 / p99 / max by ${phase.timelineStepSeconds} s of sending: ` +
+      phase.ackLatencyTimeline.map(slice => `${slice.fromSecond}s ${fixed(slice.p50, 0)}/${fixed(slice.p99, 0)}/${fixed(slice.max, 0)}`).join(', '))
   }
   if (result.warnings.length > 0) out.push('', ...result.warnings.map(line => `Note: ${line}`))
   if (result.problems.length > 0) out.push('', ...result.problems.map(line => `PROBLEM: ${line}`))
