@@ -104,6 +104,8 @@ export interface ServicePhaseResult {
   serverPeakRssMb: number
   serverRssAtEndMb: number
   cpu: CpuUsage
+  /** CPU time per acknowledged reading, in microseconds: the cost model behind the rates. */
+  cpuMicrosPerReading: { server: number, postgres: number, generator: number }
   generatorEventLoopUtilization: number[]
   retries: number
   windowStalls: number
@@ -304,6 +306,9 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   const verification = await verifySessions(ctx.pool, acked)
   const serverLog = await scanServerLog(server.logFile)
   const ackLatencyMs = summarizeLatencies(latencies)
+  const cpu = cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 }
+  const cpuSeconds = cpuStart && cpuEnd ? (cpuEnd.at - cpuStart.at) / 1000 : 0
+  const perReading = (cores: number) => readingsAcked > 0 ? cores * cpuSeconds / readingsAcked * 1e6 : 0
   const timelineStepSeconds = seconds <= 10 ? 1 : 5
   const ackLatencyTimeline = latencyTimeline(results, run.startAt, seconds, timelineStepSeconds)
   const phase: ServicePhaseResult = {
@@ -319,7 +324,8 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     duplicateDestroyed: sum(results, phone => phone.duplicateDestroyed),
     serverPeakRssMb: memory.peakMb,
     serverRssAtEndMb: rssAtEnd,
-    cpu: cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 },
+    cpu,
+    cpuMicrosPerReading: { server: perReading(cpu.server), postgres: perReading(cpu.postgres), generator: perReading(cpu.generator) },
     generatorEventLoopUtilization: run.generatorEventLoopUtilization,
     retries: sum(results, phone => phone.retries),
     windowStalls: sum(results, phone => phone.windowStalls),

@@ -85,7 +85,8 @@ export function formatReport (result: BenchResult): string {
     if (!phase) continue
     const gen = phase.generatorEventLoopUtilization.map(value => pct(value)).join(', ')
     out.push('')
-    out.push(`${phase.mode}: machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
+    out.push(`${phase.mode}: CPU per reading: service ${fixed(phase.cpuMicrosPerReading.server, 2)} µs, ` +
+      `PostgreSQL ${fixed(phase.cpuMicrosPerReading.postgres, 2)} µs, generator ${fixed(phase.cpuMicrosPerReading.generator, 2)} µs; machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
       `${phase.retries} storage_unavailable retries; ${phase.windowStalls} window stalls; ${phase.loginFallbacks} login fallbacks; ` +
       `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}.`)
     out.push(`${phase.mode}: ack p50 / p99 / max by ${phase.timelineStepSeconds} s of sending: ` +
