@@ -137,8 +137,8 @@ export interface BenchResult {
   options: Omit<BenchOptions, 'say' | 'databaseUrl'>
   realtime?: ServicePhaseResult
   flood?: ServicePhaseResult
-  limit?: BaselineResult
-  naive?: BaselineResult
+  limit?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
+  naive?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   export?: ExportResult
   ratios: { floodVsLimit?: number, floodVsNaive?: number }
   targets: Target[]
@@ -205,12 +205,12 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       const plan: RowPlan = { sessions: Math.max(1, reference?.phones ?? 100), batches, firstSessionId: 1e12, startMs: Date.now() - 3600_000 }
       await truncateReadings(pool)
       say(`limit: ${planRows(plan).toLocaleString('en')} readings by binary COPY through one client...`)
-      result.limit = await copyBaseline(pool, plan)
+      result.limit = await measured(ctx, () => copyBaseline(ctx.pool, plan))
       say(`  ${rate(result.limit.readingsPerSecond)}`)
       await truncateReadings(pool)
       const naivePlan = { ...plan, batches: Math.min(plan.batches, Math.max(1, Math.floor(options.naiveMaxRows / READINGS_PER_BATCH))) }
       say(`naive: ${planRows(naivePlan).toLocaleString('en')} readings as 375-row INSERTs through one client...`)
-      result.naive = await insertBaseline(pool, naivePlan)
+      result.naive = await measured(ctx, () => insertBaseline(ctx.pool, naivePlan))
       say(`  ${rate(result.naive.readingsPerSecond)}`)
       await truncateReadings(pool)
     }
@@ -241,6 +241,15 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     await pool?.end()
     await database.stop()
   }
+}
+
+/** Runs a baseline with PostgreSQL's CPU measured around it. */
+async function measured (ctx: Context, run: () => Promise<BaselineResult>): Promise<BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }> {
+  const from = cpuSnapshot(undefined, [], ctx.databaseName)
+  const baseline = await run()
+  const to = cpuSnapshot(undefined, [], ctx.databaseName)
+  const cpu = cpuBetween(from, to)
+  return { ...baseline, cpu, postgresMicrosPerReading: cpu.postgres * ((to.at - from.at) / 1000) / Math.max(1, baseline.rows) * 1e6 }
 }
 
 const rate = (perSecond: number) => `${Math.round(perSecond).toLocaleString('en')} readings/s`

@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { BenchResult, ServicePhaseResult } from './bench.js'
-import type { BaselineResult } from './baselines.js'
 
 const int = (value: number) => Math.round(value).toLocaleString('en')
 const fixed = (value: number, digits = 1) => value.toFixed(digits)
@@ -35,7 +34,7 @@ function servicePhaseRow (phase: ServicePhaseResult, result: BenchResult): strin
   ]
 }
 
-function baselineRow (label: string, baseline: BaselineResult, result: BenchResult): string[] {
+function baselineRow (label: string, baseline: NonNullable<BenchResult['limit']>, result: BenchResult): string[] {
   const limit = result.limit?.readingsPerSecond
   const naive = result.naive?.readingsPerSecond
   return [
@@ -44,7 +43,7 @@ function baselineRow (label: string, baseline: BaselineResult, result: BenchResu
     int(baseline.readingsPerSecond),
     limit ? pct(baseline.readingsPerSecond / limit) : '',
     naive ? times(baseline.readingsPerSecond / naive) : '',
-    '', '', '', '0', ''
+    '', '', `- / ${fixed(baseline.cpu.postgres, 2)} / -`, '0', ''
   ]
 }
 
@@ -91,6 +90,13 @@ export function formatReport (result: BenchResult): string {
       `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}.`)
     out.push(`${phase.mode}: ack p50 / p99 / max by ${phase.timelineStepSeconds} s of sending: ` +
       phase.ackLatencyTimeline.map(slice => `${slice.fromSecond}s ${fixed(slice.p50, 0)}/${fixed(slice.p99, 0)}/${fixed(slice.max, 0)}`).join(', '))
+  }
+  if (result.limit || result.naive) {
+    out.push('')
+    out.push('PostgreSQL CPU per reading: ' + [
+      result.limit ? `binary COPY ${fixed(result.limit.postgresMicrosPerReading, 2)} µs` : '',
+      result.naive ? `375-row INSERTs ${fixed(result.naive.postgresMicrosPerReading, 2)} µs` : ''
+    ].filter(Boolean).join(', ') + '.')
   }
   if (result.warnings.length > 0) out.push('', ...result.warnings.map(line => `Note: ${line}`))
   if (result.problems.length > 0) out.push('', ...result.problems.map(line => `PROBLEM: ${line}`))
