@@ -8,7 +8,7 @@ import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, 
 import { runExportPhase, type ExportResult } from './export.js'
 import { runLoad } from './load.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
-import { cpuBetween, cpuSnapshot, processMemoryMb, sampleMachineLoad, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
+import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
 import { summarizeLatencies, type LatencySummary } from './stats.js'
@@ -92,7 +92,7 @@ export interface ServicePhaseResult {
   expectedReadings?: number
   readingsSent: number
   readingsAcked: number
-  /** Acknowledged readings over the time from the start to the last ack. */
+  /** Acknowledged readings over the time from the start to the last ack (in real time, at most the offered rate). */
   readingsPerSecond: number
   keptUp?: boolean
   ackLatencyMs: LatencySummary
@@ -245,9 +245,10 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
 
 /** Runs a baseline with PostgreSQL's CPU measured around it. */
 async function measured (ctx: Context, run: () => Promise<BaselineResult>): Promise<BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }> {
-  const from = cpuSnapshot(undefined, [], ctx.databaseName)
-  const baseline = await run()
-  const to = cpuSnapshot(undefined, [], ctx.databaseName)
+  const tracker = new PostgresCpuTracker(ctx.databaseName)
+  const from = cpuSnapshot(undefined, [], tracker)
+  const baseline = await run().finally(() => tracker.stop())
+  const to = cpuSnapshot(undefined, [], tracker)
   const cpu = cpuBetween(from, to)
   return { ...baseline, cpu, postgresMicrosPerReading: cpu.postgres * ((to.at - from.at) / 1000) / Math.max(1, baseline.rows) * 1e6 }
 }
@@ -278,6 +279,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   ctx.options.say(`${mode}: starting the service, then ${phones} phones for ${seconds} s (window ${options.window}, ${options.workers} generator processes)...`)
   const server = await startService(ctx, mode)
   const rss = startRssSampler(server.pid)
+  const postgresCpu = new PostgresCpuTracker(ctx.databaseName)
   let cpuStart: CpuSnapshot | undefined
   let cpuEnd: CpuSnapshot | undefined
   let run
@@ -297,11 +299,12 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
       users: ctx.users,
       timeoutMs: options.timeoutMs
     }, {
-      beforeStart: pids => { cpuStart = cpuSnapshot(server.pid, pids, ctx.databaseName) },
-      afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, ctx.databaseName) }
+      beforeStart: pids => { cpuStart = cpuSnapshot(server.pid, pids, postgresCpu) },
+      afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, postgresCpu) }
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
   } finally {
+    postgresCpu.stop()
     serverExitCode = await server.stop()
   }
   const memory = rss.stop()
@@ -355,7 +358,6 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     phase.expectedReadings = expectedRealtimeBatches(phones, seconds) * READINGS_PER_BATCH
     // Kept up: every batch produced on schedule was acknowledged, and acks did not fall a batch interval behind.
     phase.keptUp = readingsAcked === phase.expectedReadings && ackLatencyMs.p99 < BATCH_INTERVAL_MS && phase.errors === 0
-    phase.readingsPerSecond = readingsAcked / seconds
   }
   options.say(`  ${rate(phase.readingsPerSecond)}, ack p50/p99/max ${ms(ackLatencyMs.p50)}/${ms(ackLatencyMs.p99)}/${ms(ackLatencyMs.max)} ms, ` +
     `server RSS peak ${Math.round(memory.peakMb)} MB, ${phase.errors} errors, stored = acked: ${verification.ok}`)

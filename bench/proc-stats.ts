@@ -38,18 +38,18 @@ export function processMemoryMb (pid: number): { rss: number, hwm: number } | un
 const CLIENT_BACKEND = /^postgres: .*? (\S+) (?:\S+\(\d+\)|\[local\])/
 
 /**
- * Summed CPU seconds of the PostgreSQL processes working for `database`:
- * its client backends plus the shared background processes (WAL writer,
- * checkpointer...). Backends of other databases on the same server (other
- * people's test runs) are left out, so they show up as background load.
+ * CPU seconds of each PostgreSQL process working for `database`: its client
+ * backends plus the shared background processes (WAL writer, checkpointer...).
+ * Backends of other databases on the same server (other people's test runs)
+ * are left out, so they show up as background load.
  */
-export function postgresCpuSeconds (database: string): number {
-  let total = 0
+export function postgresProcessCpu (database: string): Map<number, number> {
+  const times = new Map<number, number>()
   let entries: string[]
   try {
     entries = readdirSync('/proc')
   } catch {
-    return 0
+    return times
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue
@@ -58,9 +58,48 @@ export function postgresCpuSeconds (database: string): number {
     const title = readText(`/proc/${entry}/cmdline`)?.replace(/\0/g, ' ').trim() ?? ''
     const backendOf = CLIENT_BACKEND.exec(title)?.[1]
     if (backendOf !== undefined && backendOf !== database) continue
-    total += processCpuSeconds(Number(entry)) ?? 0
+    const seconds = processCpuSeconds(Number(entry))
+    if (seconds !== undefined) times.set(Number(entry), seconds)
   }
-  return total
+  return times
+}
+
+/**
+ * PostgreSQL CPU used since the tracker started. Backends come and go (pools
+ * close idle connections), so each process is sampled periodically and
+ * counted from when it was first seen (or from 0 if it started later) to
+ * when it was last seen: an exiting backend neither vanishes from the sum
+ * nor takes its earlier CPU with it.
+ */
+export class PostgresCpuTracker {
+  private readonly first = new Map<number, number>()
+  private readonly last = new Map<number, number>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor (private readonly database: string, intervalMs = 250) {
+    this.sample(true)
+    this.timer = setInterval(() => this.sample(false), intervalMs)
+    this.timer.unref()
+  }
+
+  private sample (initial: boolean): void {
+    for (const [pid, seconds] of postgresProcessCpu(this.database)) {
+      if (!this.first.has(pid)) this.first.set(pid, initial ? seconds : 0)
+      this.last.set(pid, seconds)
+    }
+  }
+
+  /** CPU seconds consumed since the start, sampled now. */
+  seconds (): number {
+    this.sample(false)
+    let total = 0
+    for (const [pid, last] of this.last) total += last - (this.first.get(pid) ?? 0)
+    return total
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
 }
 
 /** Busy and total CPU seconds of the whole machine (all cores) from /proc/stat. */
@@ -82,14 +121,14 @@ export interface CpuSnapshot {
   machineBusy: number
 }
 
-/** CPU seconds consumed so far by the server, the generators, PostgreSQL (for `database`), this process and the machine. */
-export function cpuSnapshot (serverPid: number | undefined, generatorPids: number[], database: string): CpuSnapshot {
+/** CPU seconds consumed so far by the server, the generators, PostgreSQL (for the tracker's database), this process and the machine. */
+export function cpuSnapshot (serverPid: number | undefined, generatorPids: number[], postgres: PostgresCpuTracker): CpuSnapshot {
   const own = process.cpuUsage()
   return {
     at: performance.now(),
     server: serverPid === undefined ? 0 : processCpuSeconds(serverPid) ?? 0,
     generator: generatorPids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0),
-    postgres: postgresCpuSeconds(database),
+    postgres: postgres.seconds(),
     bench: (own.user + own.system) / 1e6,
     machineBusy: machineCpuSeconds().busy
   }

@@ -18,7 +18,7 @@ function servicePhaseRow (phase: ServicePhaseResult, result: BenchResult): strin
   const naive = result.naive?.readingsPerSecond
   const latency = phase.ackLatencyMs
   const label = phase.mode === 'realtime'
-    ? `service, real time: ${int(phase.phones)} phones x ${phase.seconds} s${phase.keptUp ? ' (kept up)' : ' (fell behind)'}`
+    ? `service, real time: ${int(phase.phones)} phones x ${phase.seconds} s, offered ${int(phase.offeredReadingsPerSecond ?? 0)}/s${phase.keptUp ? ' (kept up)' : ' (FELL BEHIND)'}`
     : `service, flood: ${int(phase.phones)} phones x ${phase.seconds} s`
   return [
     label,
