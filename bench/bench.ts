@@ -102,6 +102,8 @@ export interface ServicePhaseResult {
   /** Sessions for which the server sent session_destroyed twice. */
   duplicateDestroyed: number
   serverPeakRssMb: number
+  /** RSS with every phone connected and its session created, before streaming. */
+  serverRssConnectedMb: number
   serverRssAtEndMb: number
   cpu: CpuUsage
   /** CPU time per acknowledged reading, in microseconds: the cost model behind the rates. */
@@ -285,6 +287,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   let run
   let serverExitCode: number | null = null
   let rssAtEnd = 0
+  let rssConnected = 0
   try {
     run = await runLoad({
       mode,
@@ -299,7 +302,10 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
       users: ctx.users,
       timeoutMs: options.timeoutMs
     }, {
-      beforeStart: pids => { cpuStart = cpuSnapshot(server.pid, pids, postgresCpu) },
+      beforeStart: pids => {
+        rssConnected = processMemoryMb(server.pid)?.rss ?? 0
+        cpuStart = cpuSnapshot(server.pid, pids, postgresCpu)
+      },
       afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, postgresCpu) }
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
@@ -335,6 +341,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     timelineStepSeconds,
     duplicateDestroyed: sum(results, phone => phone.duplicateDestroyed),
     serverPeakRssMb: memory.peakMb,
+    serverRssConnectedMb: rssConnected,
     serverRssAtEndMb: rssAtEnd,
     cpu,
     cpuMicrosPerReading: { server: perReading(cpu.server), postgres: perReading(cpu.postgres), generator: perReading(cpu.generator) },
@@ -453,7 +460,9 @@ function evaluateTargets (result: BenchResult): Target[] {
   targets.push({
     name: 'server RSS',
     goal: '< 300 MB with 1,000 sockets',
-    value: realtime ? `${Math.round(realtime.serverPeakRssMb)} MB peak with ${realtime.phones} sockets` : 'not measured',
+    value: realtime
+      ? `${Math.round(realtime.serverPeakRssMb)} MB peak streaming, ${Math.round(realtime.serverRssConnectedMb)} MB connected, ${realtime.phones} sockets`
+      : 'not measured',
     met: realtime && fullSize ? realtime.serverPeakRssMb < 300 : undefined
   })
   const exp = result.export
