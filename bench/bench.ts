@@ -8,7 +8,7 @@ import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, 
 import { runExportPhase, type ExportResult } from './export.js'
 import { runLoad } from './load.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
-import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
+import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
 import { summarizeLatencies, type LatencySummary } from './stats.js'
@@ -51,6 +51,8 @@ export interface BenchOptions {
   resultsDir: string
   /** Stamp used in result file names. */
   stamp: string
+  /** Before each phase, wait up to this long for other work on the machine to calm down (0: do not wait). */
+  quietWaitSeconds: number
   /** How long phones wait for create/destroy acks and the final drain. */
   timeoutMs: number
   say: (line: string) => void
@@ -76,6 +78,7 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     cpuProf: false,
     resultsDir: path.join(REPO_ROOT, 'bench', 'results'),
     stamp: new Date().toISOString().replace(/[:.]/g, '-'),
+    quietWaitSeconds: 0,
     timeoutMs: 30_000,
     say: line => console.log(line),
     ...overrides
@@ -206,10 +209,12 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
         : Math.max(1, Math.round((reference?.readingsAcked ?? 1_000_000) / READINGS_PER_BATCH))
       const plan: RowPlan = { sessions: Math.max(1, reference?.phones ?? 100), batches, firstSessionId: 1e12, startMs: Date.now() - 3600_000 }
       await truncateReadings(pool)
+      await settle(ctx, 'limit')
       say(`limit: ${planRows(plan).toLocaleString('en')} readings by binary COPY through one client...`)
       result.limit = await measured(ctx, () => copyBaseline(ctx.pool, plan))
       say(`  ${rate(result.limit.readingsPerSecond)}`)
       await truncateReadings(pool)
+      await settle(ctx, 'naive')
       const naivePlan = { ...plan, batches: Math.min(plan.batches, Math.max(1, Math.floor(options.naiveMaxRows / READINGS_PER_BATCH))) }
       say(`naive: ${planRows(naivePlan).toLocaleString('en')} readings as 375-row INSERTs through one client...`)
       result.naive = await measured(ctx, () => insertBaseline(ctx.pool, naivePlan))
@@ -255,6 +260,14 @@ async function measured (ctx: Context, run: () => Promise<BaselineResult>): Prom
   return { ...baseline, cpu, postgresMicrosPerReading: cpu.postgres * ((to.at - from.at) / 1000) / Math.max(1, baseline.rows) * 1e6 }
 }
 
+/** Waits for a quiet machine when asked to, and returns the background load the phase starts with. */
+async function settle (ctx: Context, phase: string): Promise<number> {
+  if (ctx.options.quietWaitSeconds <= 0) return 0
+  const load = await waitForQuiet(ctx.options.quietWaitSeconds * 1000)
+  if (load > 0.3) ctx.options.say(`  ${phase}: the machine is still ${load.toFixed(2)} cores busy with other work; starting anyway`)
+  return load
+}
+
 const rate = (perSecond: number) => `${Math.round(perSecond).toLocaleString('en')} readings/s`
 
 async function startService (ctx: Context, label: string): Promise<ServerProcess> {
@@ -278,6 +291,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   const { options } = ctx
   const { phones, seconds } = options[mode]
   await truncateReadings(ctx.pool)
+  await settle(ctx, mode)
   ctx.options.say(`${mode}: starting the service, then ${phones} phones for ${seconds} s (window ${options.window}, ${options.workers} generator processes)...`)
   const server = await startService(ctx, mode)
   const rss = startRssSampler(server.pid)
@@ -415,6 +429,7 @@ async function exportPhase (ctx: Context): Promise<ExportResult> {
   const owner = ctx.users[ctx.users.length - 1]!
   await truncateReadings(ctx.pool)
   options.say(`export: a ${options.exportReadings.toLocaleString('en')}-reading session as readings.csv against COPY TO...`)
+  await settle(ctx, 'export')
   const server = await startService(ctx, 'export')
   try {
     const result = await runExportPhase({

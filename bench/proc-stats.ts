@@ -180,3 +180,14 @@ export function startRssSampler (pid: number, intervalMs = 200): { stop: () => {
     }
   }
 }
+
+/**
+ * Waits (at most maxWaitMs) until the machine's busy cores over a second fall
+ * to `threshold` or below; returns the last load seen. For shared machines.
+ */
+export async function waitForQuiet (maxWaitMs: number, threshold = 0.3): Promise<number> {
+  const deadline = performance.now() + maxWaitMs
+  let load = await sampleMachineLoad()
+  while (load > threshold && performance.now() < deadline) load = await sampleMachineLoad()
+  return load
+}

@@ -26,6 +26,7 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --loadtest                  use a TimescaleDB container (testcontainers) when a runtime exists
   --allow-truncate            allow a database whose name lacks bench/test/load
   --timeout-ms N              drain/create/destroy timeout per phone (default 30000)
+  --quiet-wait S              before each phase wait up to S s for the machine to be idle (shared boxes)
 
 DATABASE_URL selects the database (default postgres://postgres@127.0.0.1:5432/motion_ingest_bench).`
 
@@ -62,6 +63,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       loadtest: { type: 'boolean' },
       'allow-truncate': { type: 'boolean' },
       'timeout-ms': { type: 'string' },
+      'quiet-wait': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -99,7 +101,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
   }
   const numbers: Array<[keyof BenchOptions, string]> = [
     ['window', 'window'], ['workers', 'workers'], ['baselineRows', 'baseline-rows'], ['naiveMaxRows', 'naive-max-rows'],
-    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['timeoutMs', 'timeout-ms']
+    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['timeoutMs', 'timeout-ms'], ['quietWaitSeconds', 'quiet-wait']
   ]
   for (const [key, flag] of numbers) {
     const value = positive(flag, values[flag as keyof typeof values] as string | undefined)
