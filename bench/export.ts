@@ -1,7 +1,9 @@
+import { get, type IncomingMessage } from 'node:http'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
+import { EXACT_FLOAT_OUTPUT_SQL, READING_ORDER_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from '../src/db/readings-sql.js'
 import { binaryCopyChunks } from './baselines.js'
 import { COPY_READINGS_BINARY } from './binary-copy.js'
 import { READINGS_PER_BATCH } from './readings.js'
@@ -19,7 +21,10 @@ export interface ExportResult {
   readings: number
   sessionId?: number
   service?: TransferTiming
+  /** COPY TO STDOUT through pg of the same query the route runs (ISO timestamps, sensor names, exact floats). */
   direct?: TransferTiming
+  /** COPY TO STDOUT of the raw columns (for context: what the formatting costs the database). */
+  rawCopy?: TransferTiming
   /** service readings/s over direct COPY TO readings/s. */
   ratio?: number
 }
@@ -73,27 +78,50 @@ const timing = (started: number, totals: { bytes: number, lines: number }): Tran
   return { seconds, ...totals, readingsPerSecond: Math.max(0, totals.lines - 1) / seconds }
 }
 
-/** COPY (select ...) TO STDOUT as CSV through one pg client: the database's own export speed. */
-export async function directCopyTo (pool: pg.Pool, sessionId: number): Promise<TransferTiming> {
+/** The route's query: the same columns, formatting and order as GET /sessions/:id/readings.csv. */
+export function routeCopySql (sessionId: number): string {
+  return `copy (select ${TIMESTAMP_SQL} as timestamp, ${SENSOR_NAME_SQL} as sensor, x, y, z
+    from readings where session_id = ${Number(sessionId)} order by ${READING_ORDER_SQL}) to stdout with (format csv, header)`
+}
+
+export const rawCopySql = (sessionId: number) =>
+  `copy (select ts, sensor, x, y, z from readings where session_id = ${Number(sessionId)} order by ts) to stdout with (format csv, header)`
+
+/** COPY (select ...) TO STDOUT as CSV through one pg client, in a read-only transaction like the route's. */
+export async function directCopyTo (pool: pg.Pool, sql: string): Promise<TransferTiming> {
   const client = await pool.connect()
   try {
     const { sink, totals } = counter()
     const started = performance.now()
-    await pipeline(client.query(copyTo(
-      `copy (select ts, sensor, x, y, z from readings where session_id = ${Number(sessionId)} order by ts)
-       to stdout with (format csv, header)`)), sink)
+    await client.query('begin read only')
+    await client.query(EXACT_FLOAT_OUTPUT_SQL)
+    await pipeline(client.query(copyTo(sql)), sink)
+    await client.query('commit')
     return timing(started, totals())
   } finally {
     client.release()
   }
 }
 
-export async function serviceCsv (baseUrl: string, sessionId: number, token: string): Promise<TransferTiming | Response> {
+/** A failed HTTP answer: status and body. */
+export interface HttpFailure { status: number, body: string }
+
+/**
+ * GET /sessions/:id/readings.csv, counting bytes and lines. node:http rather
+ * than fetch: web streams cost the client more than the server under test.
+ */
+export async function serviceCsv (baseUrl: string, sessionId: number, token: string): Promise<TransferTiming | HttpFailure> {
   const started = performance.now()
-  const response = await fetch(`${baseUrl}/sessions/${sessionId}/readings.csv`, { headers: { authorization: `Bearer ${token}` } })
-  if (!response.ok || !response.body) return response
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    get(`${baseUrl}/sessions/${sessionId}/readings.csv`, { headers: { authorization: `Bearer ${token}` } }, resolve).once('error', reject)
+  })
+  if (response.statusCode !== 200) {
+    let body = ''
+    for await (const chunk of response) body += String(chunk)
+    return { status: response.statusCode ?? 0, body }
+  }
   const { sink, totals } = counter()
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), sink)
+  await pipeline(response, sink)
   return timing(started, totals())
 }
 
@@ -104,26 +132,23 @@ export async function serviceCsv (baseUrl: string, sessionId: number, token: str
 export async function runExportPhase (options: ExportOptions): Promise<ExportResult> {
   const { sessionId, stored } = await createExportSession(options.pool, options.userId, options.readings)
   const base = { readings: stored, sessionId }
-  const probe = await fetch(`${options.baseUrl}/sessions/${sessionId}/readings.csv`, {
-    method: 'HEAD', headers: { authorization: `Bearer ${options.token}` }
-  }).catch(() => undefined)
-  if (probe?.status === 404) {
-    return { status: 'skipped', message: 'GET /sessions/:id/readings.csv answers 404: the CSV route is not on this branch yet', ...base }
-  }
   let service: TransferTiming | undefined
   let direct: TransferTiming | undefined
+  let rawCopy: TransferTiming | undefined
+  const best = (a: TransferTiming | undefined, b: TransferTiming) => !a || b.seconds < a.seconds ? b : a
   for (let run = 0; run < Math.max(1, options.repeats); run++) {
-    const copy = await directCopyTo(options.pool, sessionId)
-    if (!direct || copy.seconds < direct.seconds) direct = copy
+    direct = best(direct, await directCopyTo(options.pool, routeCopySql(sessionId)))
+    rawCopy = best(rawCopy, await directCopyTo(options.pool, rawCopySql(sessionId)))
     const http = await serviceCsv(options.baseUrl, sessionId, options.token)
-    if (http instanceof Response) {
-      const body = await http.text().catch(() => '')
-      if (http.status === 404) {
-        return { status: 'skipped', message: `GET /sessions/:id/readings.csv answers 404 (${body.slice(0, 120)}): the CSV route is not on this branch yet`, ...base, direct }
+    if ('status' in http) {
+      const { body } = http
+      // Fastify's own 404 names the route; the route's 404 (no such session) would be a failure.
+      if (http.status === 404 && body.includes('Route GET')) {
+        return { status: 'skipped', message: 'GET /sessions/:id/readings.csv does not exist on this branch yet (HTTP 404)', ...base, direct, rawCopy }
       }
-      return { status: 'failed', message: `GET /sessions/:id/readings.csv answered ${http.status}: ${body.slice(0, 200)}`, ...base, direct }
+      return { status: 'failed', message: `GET /sessions/:id/readings.csv answered ${http.status}: ${body.slice(0, 200)}`, ...base, direct, rawCopy }
     }
-    if (!service || http.seconds < service.seconds) service = http
+    service = best(service, http)
   }
   const rowsOk = service!.lines - 1 === stored
   return {
@@ -132,6 +157,7 @@ export async function runExportPhase (options: ExportOptions): Promise<ExportRes
     ...base,
     service,
     direct,
+    rawCopy,
     ratio: service!.readingsPerSecond / direct!.readingsPerSecond
   }
 }

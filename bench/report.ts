@@ -71,7 +71,8 @@ export function formatReport (result: BenchResult): string {
     if (exp.status === 'measured' && exp.service && exp.direct) {
       out.push(`CSV export of a ${int(exp.readings)}-reading session: GET /sessions/:id/readings.csv ${int(exp.service.readingsPerSecond)} readings/s ` +
         `(${fixed(exp.service.seconds, 2)} s, ${int(exp.service.bytes / 1e6)} MB) vs COPY (select ...) TO STDOUT ${int(exp.direct.readingsPerSecond)} readings/s ` +
-        `(${fixed(exp.direct.seconds, 2)} s): ${pct(exp.ratio)}.`)
+        `(${fixed(exp.direct.seconds, 2)} s, same query): ${pct(exp.ratio)}.` +
+        (exp.rawCopy ? ` Raw columns without formatting: ${int(exp.rawCopy.readingsPerSecond)} readings/s.` : ''))
     } else {
       out.push(`CSV export: ${exp.status}: ${exp.message}` +
         (exp.direct ? ` (COPY TO alone: ${int(exp.direct.readingsPerSecond)} readings/s)` : ''))
