@@ -1,0 +1,51 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { runBench } from '../../bench/bench.js'
+import { formatReport } from '../../bench/report.js'
+import { createTestDatabase } from '../helper.js'
+
+// The CI size of `npm run bench`: proves the harness works end to end and
+// that every acknowledged reading is stored. It never asserts a speed.
+describe('bench smoke', () => {
+  let resultsDir = ''
+  afterAll(async () => { if (resultsDir) await rm(resultsDir, { recursive: true, force: true }) })
+
+  it('runs real time and flood against the service, the baselines and the export, and stores every acked reading', async () => {
+    const databaseUrl = await createTestDatabase()
+    resultsDir = await mkdtemp(path.join(tmpdir(), 'motion-ingest-bench-'))
+    const lines: string[] = []
+    const result = await runBench({
+      databaseUrl,
+      modes: ['realtime', 'flood'],
+      realtime: { phones: 4, seconds: 3 },
+      flood: { phones: 4, seconds: 3 },
+      workers: 2,
+      naiveMaxRows: 7500,
+      exportReadings: 7500,
+      exportRepeats: 1,
+      resultsDir,
+      timeoutMs: 15_000,
+      say: line => lines.push(line)
+    })
+    const report = formatReport(result)
+    expect(result.problems, report).toEqual([])
+    expect(result.correct).toBe(true)
+    for (const phase of [result.realtime!, result.flood!]) {
+      expect(phase.readingsAcked, phase.mode).toBeGreaterThan(0)
+      expect(phase.errors, phase.errorSamples.join('\n')).toBe(0)
+      expect(phase.failedToStart).toBe(0)
+      expect(phase.integrityOk).toBe(4)
+      expect(phase.verification).toMatchObject({ ok: true, sessions: 4, duplicateReadings: 0, mismatchedSessions: 0 })
+      expect(phase.verification.storedReadings).toBe(phase.readingsAcked)
+      expect(phase.verification.sessionTotals).toBe(phase.readingsAcked)
+      expect(phase.ackLatencyMs.count).toBe(phase.readingsAcked / 375)
+    }
+    expect(result.realtime!.keptUp).toBe(true)
+    expect(result.limit!.rows).toBe(result.flood!.readingsAcked)
+    expect(result.naive!.rows).toBe(7500)
+    expect(result.export!.status, result.export!.message).toBe('measured')
+    expect(report).toContain('limit: binary COPY')
+  }, 90_000)
+})
