@@ -3,7 +3,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, it } from 'vitest'
-import { killServerProcesses, startServerProcess, type ServerProcess } from '../fixtures/server-process.js'
+import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../fixtures/server-process.js'
 import { TcpProxy } from '../fixtures/tcp-proxy.js'
 import { embeddedPostgresBlockedFolder } from '../../src/db/embedded-postgres.js'
 import { createTestDatabase } from '../helper.js'
@@ -45,15 +45,6 @@ async function inFlightHealthCheck (server: ServerProcess) {
   socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
   await server.waitForLog(line => !seen.has(line) && line.msg === 'incoming request' && (line.req as { url?: string }).url === '/health')
   return { socket, received: () => received }
-}
-
-/** A port the kernel just handed out, so it is outside any other test's way (a random pick can hit an ephemeral port). */
-async function freePort (): Promise<number> {
-  const probe = net.createServer()
-  await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as net.AddressInfo
-  await new Promise(resolve => probe.close(resolve))
-  return port
 }
 
 /** True when something accepts TCP connections on the port. */

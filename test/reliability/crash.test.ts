@@ -4,14 +4,22 @@ import { issueAccessToken } from '../../src/db/access-tokens-repository.js'
 import { insertUser } from '../../src/db/users-repository.js'
 import { createTestDatabase } from '../helper.js'
 import { BATCH, expectExactRecording, Recorder } from './recorder.js'
-import { freePort, ServerProcess } from './server-process.js'
+import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../fixtures/server-process.js'
 
 const PHONES = 4
 const BATCHES = 40
 
 const databaseUrl = await createTestDatabase()
-const server = new ServerProcess(await freePort(), { DATABASE_URL: databaseUrl, WS_MAX_INFLIGHT_BATCHES: '16' })
-afterAll(() => server.kill())
+// A fixed port, so the restarted process is where the phones reconnect.
+const port = await freePort()
+const serverEnv = { DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'info', WS_MAX_INFLIGHT_BATCHES: '16' }
+const wsUrl = `ws://127.0.0.1:${port}/ws`
+afterAll(() => killServerProcesses())
+
+async function kill (server: ServerProcess, signal: NodeJS.Signals): Promise<void> {
+  server.child.kill(signal)
+  await server.exited
+}
 const db = new pg.Pool({ connectionString: databaseUrl, max: 2 })
 afterAll(() => db.end())
 
@@ -22,9 +30,9 @@ async function betaTesterToken (n: number): Promise<string> {
 
 describe('the server killed with SIGKILL mid-stream', () => {
   it('loses no acknowledged batch and writes none twice once phones resume and resend', async () => {
-    await server.start()
+    let server = await startServerProcess(serverEnv)
     const recorders = await Promise.all(Array.from({ length: PHONES }, async (_, n) => {
-      const recorder = new Recorder(server.wsUrl, await betaTesterToken(n), BATCHES)
+      const recorder = new Recorder(wsUrl, await betaTesterToken(n), BATCHES)
       expect(await recorder.connect()).toBe('session_created')
       return recorder
     }))
@@ -36,7 +44,7 @@ describe('the server killed with SIGKILL mid-stream', () => {
     const watcher = setInterval(() => {
       if (!killing && acks() >= (PHONES * BATCHES) / 3) {
         unansweredAtKill = recorders.reduce((sum, r) => sum + r.everSent.size - r.acked.size, 0)
-        killing = server.kill('SIGKILL')
+        killing = kill(server, 'SIGKILL')
       }
     }, 1)
     await Promise.all(recorders.map(r => r.stream(r.pending, 8)))
@@ -61,7 +69,7 @@ describe('the server killed with SIGKILL mid-stream', () => {
     // (some of it committed before the kill, its ack lost), and ends it. It also resends its
     // last acknowledged batch, so the replay path runs on every run, not only when the kill
     // happened to fall between a COMMIT and its ack.
-    await server.start()
+    server = await startServerProcess(serverEnv)
     await Promise.all(recorders.map(async r => {
       expect(await r.connect()).toBe('session_already_exist')
       const replay = r.acked.size > 0 ? [Math.max(...r.acked.keys())] : []
@@ -72,6 +80,6 @@ describe('the server killed with SIGKILL mid-stream', () => {
       await r.phone?.close()
     }))
     for (const r of recorders) await expectExactRecording(db, r)
-    await server.kill('SIGTERM')
+    await kill(server, 'SIGTERM')
   })
 })
