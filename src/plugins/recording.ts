@@ -18,7 +18,7 @@ declare module 'fastify' {
       /** This instance's open recording sockets. */
       connections: Set<RecordingConnection>
       connectionsPerUser: Map<number, number>
-      /** Runs one reaper pass now (tests, and after a shutdown signal). */
+      /** Runs one reaper pass now, e.g. before telling an admin a session already ended. */
       reapNow: () => Promise<void>
       /** Closes this instance's recording sockets of a user (1008), e.g. once the user is deleted. */
       disconnectUser: (userId: number, reason: string) => number
