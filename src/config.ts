@@ -52,6 +52,7 @@ export const envSchema = z.object({
   INGEST_WRITERS: int(1, 64).default(2),
   INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
+  INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 
   SHUTDOWN_GRACE_MS: int(100).default(10_000)
 })
@@ -94,7 +95,8 @@ function toConfig (env: z.output<typeof envSchema>) {
     ingest: {
       writers: env.INGEST_WRITERS,
       maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
-      maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS
+      maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
+      groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
     },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS
   }

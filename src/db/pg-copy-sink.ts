@@ -45,7 +45,8 @@ export class PgCopySink implements BatchSink {
   private client: PoolClient | undefined
   private busy = false
 
-  constructor (private readonly pool: Pool) {}
+  /** groupTimeoutMs: how long one group may wait for the database before it is failed. */
+  constructor (private readonly pool: Pool, private readonly groupTimeoutMs: number) {}
 
   async writeGroup (batches: readonly PendingBatch[]): Promise<GroupWriteResult> {
     const reused = this.client !== undefined
@@ -54,7 +55,8 @@ export class PgCopySink implements BatchSink {
     } catch (err) {
       // A kept connection may have died while idle (database restart, proxy timeout).
       // Retrying is safe even if the first COMMIT landed: the ledger turns the retry into replays.
-      if (!reused) throw err
+      // After a timeout the database is not answering: phones hear at once rather than after a retry.
+      if (!reused || err instanceof GroupTimeoutError) throw err
       return this.attempt(batches)
     }
   }
@@ -62,6 +64,14 @@ export class PgCopySink implements BatchSink {
   private async attempt (batches: readonly PendingBatch[]): Promise<GroupWriteResult> {
     const client = this.client ?? await this.connect()
     this.busy = true
+    // A network partition neither answers nor fails: without this, the group (and every
+    // phone's acks behind it) would wait until TCP gives up, minutes later. Destroying the
+    // socket fails the transaction, so the phones are told storage_unavailable and resend.
+    let timedOut: GroupTimeoutError | undefined
+    const watchdog = setTimeout(() => {
+      timedOut = new GroupTimeoutError(this.groupTimeoutMs)
+      destroySocket(client, timedOut)
+    }, this.groupTimeoutMs)
     try {
       await client.query('begin')
       const { rows } = await client.query<{ session_id: number, batch_id: number | null, total: number | null }>(RECORD_GROUP_SQL, [
@@ -83,8 +93,9 @@ export class PgCopySink implements BatchSink {
       this.client = undefined
       // The connection may be dead or mid-COPY; do not return it to the pool.
       client.release(err instanceof Error ? err : true)
-      throw err
+      throw timedOut ?? err
     } finally {
+      clearTimeout(watchdog)
       this.busy = false
     }
   }
@@ -110,6 +121,22 @@ export class PgCopySink implements BatchSink {
     this.client?.release()
     this.client = undefined
   }
+}
+
+export class GroupTimeoutError extends Error {
+  constructor (ms: number) {
+    super(`the database did not answer within ${ms} ms`)
+    this.name = 'GroupTimeoutError'
+  }
+}
+
+/**
+ * pg's Client.end() waits for the server to acknowledge, which never happens
+ * in a partition; destroying its socket is the only way to abort at once.
+ */
+function destroySocket (client: PoolClient, err: Error): void {
+  const { connection } = client as unknown as { connection?: { stream?: { destroy: (err?: Error) => void } } }
+  connection?.stream?.destroy(err)
 }
 
 async function copyRows (client: PoolClient, batches: readonly PendingBatch[]): Promise<void> {

@@ -35,7 +35,7 @@ export interface RecordingPluginOptions {
 async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserver, recordingObserver }: RecordingPluginOptions) {
   const log = fastify.log.child({ component: 'recording' })
   const pipeline = new IngestPipeline({
-    sinks: Array.from({ length: config.ingest.writers }, () => new PgCopySink(fastify.db)),
+    sinks: Array.from({ length: config.ingest.writers }, () => new PgCopySink(fastify.db, config.ingest.groupTimeoutMs)),
     maxRowsPerGroup: config.ingest.maxRowsPerCopy,
     maxBufferedReadings: config.ingest.maxBufferedReadings,
     log,

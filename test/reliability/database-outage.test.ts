@@ -156,6 +156,32 @@ describe('a database outage', () => {
   })
 })
 
+describe('a partition longer than INGEST_GROUP_TIMEOUT_MS', () => {
+  it('fails the stuck group at the timeout: its phone hears storage_unavailable, and resent batches complete the session', async () => {
+    const impatient = await build(proxy.url(databaseUrl), { INGEST_GROUP_TIMEOUT_MS: '500', INGEST_WRITERS: '1' })
+    await impatient.listen({ port: 0, host: '127.0.0.1' })
+    const { token } = await createUserWithToken(impatient)
+    const recorder = new Recorder(wsUrl(impatient), token, 6)
+    await recorder.connect()
+    await recorder.stream([0, 1], 2)
+    expect(recorder.unavailable).toBe(0)
+
+    proxy.hang()
+    const hungAt = Date.now()
+    await recorder.stream([2], 1)
+    // Answered by the watchdog, not by TCP giving up: well before the pool's 5 s connect timeout too.
+    expect(recorder.unavailable).toBe(1)
+    expect(Date.now() - hungAt).toBeLessThan(3000)
+    expect(recorder.acked.has(2)).toBe(false)
+    proxy.restore()
+
+    while (recorder.pending.length > 0) await recorder.stream(recorder.pending, 2)
+    expect(await recorder.destroy()).toMatchObject({ integrity: 'ok', totalSensorReadingsWritten: 6 * BATCH })
+    await expectExactRecording(direct, recorder)
+    await recorder.phone?.close()
+  })
+})
+
 async function until (condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
