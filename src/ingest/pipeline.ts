@@ -14,10 +14,10 @@ export interface IngestPipelineOptions {
 
 /**
  * The ingest pipeline: validated batches in, durable outcomes out. It knows
- * nothing of sockets or HTTP. Sessions are spread over the writers by id, so
- * one session's batches commit in the order they were submitted, while
- * different sessions' transactions overlap (one COPYs while another waits
- * for its commit to be flushed).
+ * nothing of sockets or HTTP. While a session has unanswered batches, its
+ * next ones join the same committer, so one session's batches commit in the
+ * order they were submitted; different sessions' transactions may overlap
+ * on several committers (one COPYs while another waits for its commit).
  */
 export class IngestPipeline {
   private readonly committers: GroupCommitter[]
@@ -26,12 +26,17 @@ export class IngestPipeline {
   private buffered = 0
   private readonly drainWaiters = new Set<() => void>()
   private closed = false
+  /** Sessions with batches not yet answered, and the committer those batches are in. */
+  private readonly unanswered = new Map<number, { committer: GroupCommitter, batches: number }>()
+  /** A committer with this many readings queued passes new sessions on. */
+  private readonly spillRows: number
 
   constructor (options: IngestPipelineOptions) {
     if (options.sinks.length === 0) throw new Error('IngestPipeline needs at least one sink')
     const log = (options.log ?? silentLog).child({ component: 'ingest' })
     this.sinks = options.sinks
     this.maxBufferedReadings = options.maxBufferedReadings
+    this.spillRows = options.maxRowsPerGroup
     this.committers = options.sinks.map(sink => new GroupCommitter({
       sink,
       maxRowsPerGroup: options.maxRowsPerGroup,
@@ -53,8 +58,32 @@ export class IngestPipeline {
   submit (batch: PendingBatch): Promise<BatchOutcome> {
     if (this.closed) return Promise.resolve({ status: 'storage_unavailable', message: 'the server is shutting down' })
     this.buffered += batch.readingCount
-    const committer = this.committers[batch.sessionId % this.committers.length] as GroupCommitter
-    return committer.submit(batch)
+    let entry = this.unanswered.get(batch.sessionId)
+    if (entry) entry.batches++
+    else this.unanswered.set(batch.sessionId, entry = { committer: this.pickCommitter(), batches: 1 })
+    const outcome = entry.committer.submit(batch)
+    const settled = entry
+    void outcome.then(() => {
+      if (--settled.batches === 0 && this.unanswered.get(batch.sessionId) === settled) this.unanswered.delete(batch.sessionId)
+    })
+    return outcome
+  }
+
+  /**
+   * Where a session without unanswered batches goes: the first committer whose
+   * backlog still fits in its next transaction, else the least loaded. Few
+   * large transactions cost the database less CPU per reading than many small
+   * ones, so the next committer only takes work once the previous one has
+   * more than it can write at once (a flood), when overlapping one
+   * transaction's commit with the next one's COPY pays.
+   */
+  private pickCommitter (): GroupCommitter {
+    let least = this.committers[0] as GroupCommitter
+    for (const committer of this.committers) {
+      if (committer.queuedReadings < this.spillRows) return committer
+      if (committer.queuedReadings < least.queuedReadings) least = committer
+    }
+    return least
   }
 
   /** Calls fn once the buffer is below its limit again (at once if it already is). */

@@ -1,13 +1,26 @@
 import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } from '../../src/ingest/types.js'
 
-/** A BatchSink that keeps the ledger and totals in memory, with the same contract as PgCopySink. */
-export class MemorySink implements BatchSink {
+/** The database's part: sinks sharing one store are writers on one database. */
+export class MemoryStore {
   readonly totals = new Map<number, number>()
   readonly ledger = new Set<string>()
+}
+
+/** A BatchSink that keeps the ledger and totals in memory, with the same contract as PgCopySink. */
+export class MemorySink implements BatchSink {
+  readonly totals: Map<number, number>
+  readonly ledger: Set<string>
   readonly groups: number[] = []
+  /** Session ids of each group this sink wrote, in order. */
+  readonly groupSessions: number[][] = []
   failNext = 0
   /** Holds every write until released, to let batches pile up behind a running group. */
   gate: Promise<void> | undefined
+
+  constructor (store = new MemoryStore()) {
+    this.totals = store.totals
+    this.ledger = store.ledger
+  }
 
   open (sessionId: number): void {
     this.totals.set(sessionId, 0)
@@ -24,6 +37,7 @@ export class MemorySink implements BatchSink {
       throw new Error('connection lost')
     }
     this.groups.push(batches.length)
+    this.groupSessions.push(batches.map(batch => batch.sessionId))
     const totalsBefore = new Map<number, number>()
     const inserted = new Set<string>()
     for (const batch of batches) {

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import type { PendingBatch } from '../../src/ingest/types.js'
-import { MemorySink } from './memory-sink.js'
+import { MemorySink, MemoryStore } from './memory-sink.js'
 
 const batch = (sessionId: number, batchId: number, readingCount = 10): PendingBatch =>
   ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0) })
 
 function setup (options: { writers?: number, maxRowsPerGroup?: number, maxBufferedReadings?: number } = {}) {
-  const sinks = Array.from({ length: options.writers ?? 1 }, () => new MemorySink())
+  const store = new MemoryStore()
+  const sinks = Array.from({ length: options.writers ?? 1 }, () => new MemorySink(store))
   const pipeline = new IngestPipeline({
     sinks,
     maxRowsPerGroup: options.maxRowsPerGroup ?? 1000,
@@ -68,16 +69,32 @@ describe('IngestPipeline', () => {
     expect(await pipeline.submit(batch(1, 0))).toEqual({ status: 'written', totalSensorReadingsWritten: 10 })
   })
 
-  it('keeps each session on one writer, so its batches commit in order', async () => {
-    const { pipeline, sinks } = setup({ writers: 3 })
-    for (const sink of sinks) for (let s = 1; s <= 6; s++) sink.open(s)
-    const outcomes = []
-    for (let i = 0; i < 4; i++) for (let s = 1; s <= 6; s++) outcomes.push(pipeline.submit(batch(s, i)))
-    await Promise.all(outcomes)
-    for (let s = 1; s <= 6; s++) {
-      const owners = sinks.filter(sink => [...sink.ledger].some(key => key.startsWith(`${s}:`)))
-      expect(owners).toHaveLength(1)
-      expect(owners[0]?.totals.get(s)).toBe(40)
+  it('uses the next writer only once the first has a backlog, keeping each session in order', async () => {
+    // maxRowsPerGroup 100: a writer with a backlog of 100 readings (10 batches) passes new sessions on.
+    const { pipeline, sinks } = setup({ writers: 2, maxRowsPerGroup: 100 })
+    const [first, second] = sinks as [MemorySink, MemorySink]
+    for (let s = 1; s <= 30; s++) first.open(s)
+
+    // Light load: each batch is answered before the next arrives; the second writer stays idle.
+    for (let i = 0; i < 5; i++) await pipeline.submit(batch(1, i))
+    expect(second.groups).toEqual([])
+
+    // A burst while the first writer is stuck: its backlog grows past 100 readings, then new sessions spill.
+    let release!: () => void
+    first.gate = new Promise(resolve => { release = resolve })
+    const outcomes: Array<Promise<unknown>> = []
+    for (let i = 0; i < 3; i++) for (let s = 2; s <= 30; s++) outcomes.push(pipeline.submit(batch(s, i)).then(o => [s, o]))
+    release()
+    const answers = await Promise.all(outcomes) as Array<[number, { totalSensorReadingsWritten: number }]>
+    expect(second.groups.length).toBeGreaterThan(0)
+
+    // A session's batches never split across writers while any is unanswered, so each
+    // session's acks carry increasing running totals and the totals are exact.
+    for (let s = 2; s <= 30; s++) {
+      expect(answers.filter(([id]) => id === s).map(([, o]) => o.totalSensorReadingsWritten)).toEqual([10, 20, 30])
+      expect(first.totals.get(s)).toBe(30)
+      const writers = sinks.filter(sink => sink.groupSessions.some(group => group.includes(s)))
+      expect(writers).toHaveLength(1)
     }
   })
 
