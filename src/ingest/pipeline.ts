@@ -63,7 +63,7 @@ export class IngestPipeline {
     else this.unanswered.set(batch.sessionId, entry = { committer: this.pickCommitter(), batches: 1 })
     const outcome = entry.committer.submit(batch)
     const settled = entry
-    void outcome.then(() => {
+    outcome.then(() => {
       if (--settled.batches === 0 && this.unanswered.get(batch.sessionId) === settled) this.unanswered.delete(batch.sessionId)
     })
     return outcome
