@@ -18,7 +18,7 @@ with batch as (
   select * from unnest($1::bigint[], $2::int[], $3::int[]) as b(session_id, batch_id, reading_count)
 ), live as (
   select id, total_sensor_readings_written as total from sessions
-  where id = any($1::bigint[]) and destroyed_at is null and expires_at > now()
+  where id = any($1::bigint[]) and destroyed_at is null and expires_at > clock_timestamp()
   order by id
   for update
 ), inserted as (

@@ -71,8 +71,11 @@ export async function deleteUser (pool: Pool, id: number): Promise<DeletedCounts
   return withTransaction(pool, async client => {
     const { rowCount: found } = await client.query('select 1 from users where id = $1 for update', [id])
     if (!found) return undefined
+    // Locking the sessions first waits for any batch transaction still writing to them;
+    // otherwise its readings could commit after the delete below and outlive their session.
+    const { rows } = await client.query<{ id: number }>('select id from sessions where user_id = $1 order by id for update', [id])
     const { rowCount: readings } = await client.query(
-      'delete from readings where session_id in (select id from sessions where user_id = $1)', [id])
+      'delete from readings where session_id = any($1::bigint[])', [rows.map(row => row.id)])
     const { rowCount: sessions } = await client.query('delete from sessions where user_id = $1', [id])
     const { rowCount: accessTokens } = await client.query('delete from access_tokens where user_id = $1', [id])
     const { rowCount: users } = await client.query('delete from users where id = $1', [id])

@@ -18,8 +18,6 @@ declare module 'fastify' {
       /** This instance's open recording sockets. */
       connections: Set<RecordingConnection>
       connectionsPerUser: Map<number, number>
-      /** Runs one reaper pass now, e.g. before telling an admin a session already ended. */
-      reapNow: () => Promise<void>
       /** Closes this instance's recording sockets of a user (1008), e.g. once the user is deleted. */
       disconnectUser: (userId: number, reason: string) => number
     }
@@ -75,7 +73,7 @@ async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserv
     }
     return closed
   }
-  fastify.decorate('recording', { deps, pipeline, registry, connections, connectionsPerUser: new Map(), reapNow: reaper.tick, disconnectUser })
+  fastify.decorate('recording', { deps, pipeline, registry, connections, connectionsPerUser: new Map(), disconnectUser })
 
   await fastify.register(websocket, {
     options: { maxPayload: config.ws.maxPayloadBytes },

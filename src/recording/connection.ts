@@ -70,6 +70,8 @@ export const CLOSE = {
 
 type Frames = ServerFrame[]
 
+const noop = () => {}
+
 const frame = <E extends keyof ServerEvents>(event: E, data: ServerEvents[E]) => ({ event, data }) as ServerFrame
 
 function issuesOf (error: z.ZodError): ValidationIssue[] {
@@ -261,7 +263,14 @@ export class RecordingConnection implements SessionHolder {
       this.socket.pause()
     }
     const { batch_id: batchId, sensor_readings: readings } = parsed.data
+    if (!this.session) {
+      // A reconnected phone writing without create_session: look up its active session once,
+      // in line with commands, so this batch and the next ones reach the pipeline in frame order.
+      this.lastCommand = this.lastCommand.then(noop, noop).then(async () => { await this.adoptActiveSession() })
+    }
     const answers = this.lastCommand.then(() => this.writeBatch(batchId, readings))
+    // enqueue() handles a failure in order; until then it must not count as an unhandled rejection.
+    answers.catch(noop)
     this.enqueue(answers, () => this.batchAnswered())
   }
 
@@ -278,7 +287,7 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private async writeBatch (batchId: number, readings: unknown[]): Promise<Frames> {
-    const session = this.session ?? await this.adoptActiveSession()
+    const session = this.session
     if (!session) {
       this.deps.observer?.batchRejected?.('session_not_found')
       return [frame('session_not_found', {})]
@@ -319,6 +328,7 @@ export class RecordingConnection implements SessionHolder {
    * continues its user's active session, as if it had sent create_session.
    */
   private async adoptActiveSession (): Promise<SessionState | undefined> {
+    if (this.session) return this.session
     const active = await findActiveSession(this.deps.db, this.userId)
     if (active && active.expiresAt.getTime() > Date.now()) this.attach(active)
     return this.session

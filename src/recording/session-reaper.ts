@@ -20,7 +20,7 @@ export interface SessionReaperOptions {
  * phones, or were deleted with their user and disconnect them. Polling instead of LISTEN/NOTIFY: nothing is lost while the
  * database is unreachable, and no connection is pinned for it.
  */
-export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void>, tick: () => Promise<void> } {
+export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void> } {
   let running: Promise<void> | undefined
   let stopped = false
 
@@ -49,7 +49,6 @@ export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }
   timer.unref()
 
   return {
-    tick: () => (running ??= tick().finally(() => { running = undefined })),
     stop: async () => {
       stopped = true
       clearInterval(timer)

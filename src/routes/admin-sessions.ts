@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { destroySession, findEndedSessions } from '../db/session-lifecycle.js'
+import { destroySession, endExpiredSessions } from '../db/session-lifecycle.js'
 import { findSessionById } from '../db/sessions-repository.js'
-import { conflict, notFound } from '../errors.js'
+import { AppError, conflict, notFound } from '../errors.js'
 import { errorResponse, idParam } from '../schemas/common.js'
 import { session } from '../schemas/sessions.js'
 
@@ -17,7 +17,7 @@ const adminSessionsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       tags: ['sessions'],
       summary: 'End an active session (admin); the phone is told',
       params: idParam,
-      response: { 200: session, 404: errorResponse, 409: errorResponse }
+      response: { 200: session, 404: errorResponse, 409: errorResponse, 503: errorResponse }
     }
   }, async (request) => {
     const { id } = request.params
@@ -29,10 +29,12 @@ const adminSessionsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       const existing = await findSessionById(fastify.db, id)
       if (!existing) throw notFound(`Session ${id} does not exist`)
       if (existing.destroyedAt) throw conflict(`Session ${id} already ended (${existing.destroyReason})`)
-      // Past its expiry, waiting for the reaper: end it as expired now.
-      await fastify.recording.reapNow()
-      const [expired] = await findEndedSessions(fastify.db, [id])
-      if (expired) throw conflict(`Session ${id} already ended (${expired.reason})`)
+      // Past its expiry, waiting for the reaper: it ends as expired, not by the admin.
+      const expired = (await endExpiredSessions(fastify.db, existing.userId)).find(e => e.id === id)
+      if (!expired) throw new AppError(503, 'SESSION_BUSY', `Session ${id} is being expired by another instance; try again`)
+      fastify.recording.registry.notifyEnded(expired)
+      fastify.recording.deps.observer?.sessionEnded?.('expired')
+      throw conflict(`Session ${id} already ended (expired)`)
     }
     const result = await findSessionById(fastify.db, id)
     if (!result) throw notFound(`Session ${id} does not exist`) // deleted with its user meanwhile

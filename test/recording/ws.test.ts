@@ -123,6 +123,20 @@ describe('batches', () => {
     expect(rows.map(r => r.batch_id)).toEqual(Array.from({ length: 20 }, (_, i) => i))
   })
 
+  it('continues the active session for a reconnected phone that pipelines batches without create_session', async () => {
+    const { phone, tester } = await recordingPhone()
+    phone.send('create_session', {})
+    const { sessionId } = await phone.expect('session_created')
+    phone.terminate()
+    const again = await connect(app, tester.token)
+    for (let batchId = 0; batchId < 10; batchId++) {
+      again.send('write_sensor_readings_batch', { batch_id: batchId, sensor_readings: makeReadings(BATCH, Date.now() - 100_000 + batchId * 1250) })
+    }
+    for (let batchId = 0; batchId < 10; batchId++) {
+      expect(await again.expect('sensor_readings_batch_written')).toEqual({ sessionId, batchId, totalSensorReadingsWritten: (batchId + 1) * BATCH })
+    }
+  })
+
   it('stores exactly what was sent: timestamps to the microsecond, doubles bit for bit', async () => {
     const { phone } = await recordingPhone()
     phone.send('create_session', {})
