@@ -67,11 +67,23 @@ create table readings (
   z double precision not null
 );
 
+-- Hypertable first, then the one index, then compression: the order that was
+-- verified on TimescaleDB 2.28, so the index exists on every chunk
+-- before any chunk can be compressed.
 do $$
 begin
   if exists (select 1 from pg_extension where extname = 'timescaledb') then
     -- No default time index: it halves COPY speed and (session_id, ts) serves every query.
     perform create_hypertable('readings', by_range('ts', interval '1 day'), create_default_indexes => false);
+  end if;
+end
+$$;
+
+create index readings_session_id_ts on readings (session_id, ts);
+
+do $$
+begin
+  if exists (select 1 from pg_extension where extname = 'timescaledb') then
     alter table readings set (
       timescaledb.compress,
       timescaledb.compress_segmentby = 'session_id',
@@ -81,5 +93,3 @@ begin
   end if;
 end
 $$;
-
-create index readings_session_id_ts on readings (session_id, ts);
