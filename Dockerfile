@@ -2,6 +2,8 @@
 # Build stage: install everything, compile TypeScript.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# The image ships npm 10; the lock file, allowScripts and vitest 4 need npm 11.
+RUN npm install -g npm@11 --no-audit --no-fund
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
