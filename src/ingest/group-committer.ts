@@ -56,7 +56,7 @@ export class GroupCommitter {
     }
   }
 
-  private takeGroup (): Waiting[] {
+  private takeGroup (): { group: Waiting[], rows: number } {
     let rows = 0
     let count = 0
     while (count < this.queue.length) {
@@ -66,15 +66,15 @@ export class GroupCommitter {
       count++
     }
     this.queuedRows -= rows
-    return this.queue.splice(0, count)
+    return { group: this.queue.splice(0, count), rows }
   }
 
   private async commitNextGroup (): Promise<void> {
-    const group = this.takeGroup()
+    const { group, rows } = this.takeGroup()
     try {
       await this.commitGroup(group)
     } finally {
-      this.options.onSettled?.(group.reduce((rows, waiting) => rows + waiting.batch.readingCount, 0))
+      this.options.onSettled?.(rows)
     }
   }
 
