@@ -9,6 +9,7 @@ import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
+import reportsPlugin from './plugins/reports.js'
 import recordingPlugin from './plugins/recording.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
@@ -71,6 +72,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   })
   await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
+  await app.register(reportsPlugin, { timeoutMs: config.sessions.reportTimeoutMs })
   await app.register(recordingPlugin, {
     config,
     ingestObserver: ingestMetricsObserver(app.metrics),

@@ -41,6 +41,7 @@ export const envSchema = z.object({
   SESSION_TTL_SECONDS: int(1).default(600),
   SESSION_REAPER_INTERVAL_MS: int(50, 60_000).default(1000),
   SESSION_METADATA_MAX_BYTES: int(2, 1_048_576).default(16_384),
+  SESSION_REPORT_TIMEOUT_MS: int(100).default(30_000),
 
   WS_MAX_CONNECTIONS: int(1).default(5000),
   WS_MAX_CONNECTIONS_PER_USER: int(1).default(3),
@@ -82,7 +83,8 @@ function toConfig (env: z.output<typeof envSchema>) {
       batchSize: env.SENSOR_READINGS_BATCH_SIZE,
       ttlSeconds: env.SESSION_TTL_SECONDS,
       reaperIntervalMs: env.SESSION_REAPER_INTERVAL_MS,
-      metadataMaxBytes: env.SESSION_METADATA_MAX_BYTES
+      metadataMaxBytes: env.SESSION_METADATA_MAX_BYTES,
+      reportTimeoutMs: env.SESSION_REPORT_TIMEOUT_MS
     },
     ws: {
       maxConnections: env.WS_MAX_CONNECTIONS,

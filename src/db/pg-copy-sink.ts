@@ -9,21 +9,27 @@ import type { Pool, PoolClient } from './pool.js'
  * One statement does the bookkeeping of a whole group: lock the sessions that
  * are still active (id order, so concurrent writers cannot deadlock), record
  * the batches in the ledger (a batch id already there is skipped: that is
- * what makes resending safe), and add the new readings to the sessions'
+ * what makes resending safe; the first receipt's times are the ones kept), and add the new readings to the sessions'
  * running totals. The COPY of exactly the newly recorded batches follows in
  * the same transaction, so ledger, total and readings commit together.
  */
 const RECORD_GROUP_SQL = `
 with batch as (
-  select * from unnest($1::bigint[], $2::int[], $3::int[]) as b(session_id, batch_id, reading_count)
+  select * from unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::bigint[], $6::bigint[])
+    as b(session_id, batch_id, reading_count, received_ms, first_us, last_us)
 ), live as (
   select id, total_sensor_readings_written as total from sessions
   where id = any($1::bigint[]) and destroyed_at is null and expires_at > clock_timestamp()
   order by id
   for update
 ), inserted as (
-  insert into session_batches (session_id, batch_id, reading_count)
-  select b.session_id, b.batch_id, b.reading_count from batch b join live on live.id = b.session_id
+  insert into session_batches (session_id, batch_id, reading_count, received_at, first_reading_at, last_reading_at)
+  select b.session_id, b.batch_id, b.reading_count,
+    to_timestamp(b.received_ms / 1000),
+    -- Integer microseconds times an interval: exact, where float seconds would round.
+    timestamptz 'epoch' + b.first_us * interval '1 microsecond',
+    timestamptz 'epoch' + b.last_us * interval '1 microsecond'
+  from batch b join live on live.id = b.session_id
   on conflict (session_id, batch_id) do nothing
   returning session_id, batch_id, reading_count
 ), totals as (
@@ -77,7 +83,10 @@ export class PgCopySink implements BatchSink {
       const { rows } = await client.query<{ session_id: number, batch_id: number | null, total: number | null }>(RECORD_GROUP_SQL, [
         batches.map(b => b.sessionId),
         batches.map(b => b.batchId),
-        batches.map(b => b.readingCount)
+        batches.map(b => b.readingCount),
+        batches.map(b => b.receivedAtMs),
+        batches.map(b => b.firstReadingMicros),
+        batches.map(b => b.lastReadingMicros)
       ])
       const totalsBefore = new Map<number, number>()
       const inserted = new Set<string>()

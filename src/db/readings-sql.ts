@@ -6,7 +6,9 @@ import { SENSORS } from '../schemas/readings.js'
  */
 
 /** ISO-8601 in UTC with all six fractional digits: microseconds survive, whatever the session's TimeZone or DateStyle. */
-export const TIMESTAMP_SQL = 'to_char(ts at time zone \'UTC\', \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')'
+export const isoTimestampSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+
+export const TIMESTAMP_SQL = isoTimestampSql('ts')
 
 /** Sensor code to name, from the one list the recording path also uses. */
 export const SENSOR_NAME_SQL = `(array[${SENSORS.map(name => `'${name}'`).join(', ')}])[sensor + 1]`

@@ -1,3 +1,4 @@
+import type { ReportSummary } from '../schemas/session-report.js'
 import type { DestroyReason, Integrity, SessionMetadata } from '../schemas/sessions.js'
 import type { Queryable } from './queryable.js'
 
@@ -16,6 +17,8 @@ export interface EndedSession {
   reason: DestroyReason
   totalSensorReadingsWritten: number
   integrity: Integrity
+  /** The completeness report in short; null until it has been computed. */
+  report: ReportSummary | null
 }
 
 interface EndedRow {
@@ -25,6 +28,7 @@ interface EndedRow {
   destroy_reason: DestroyReason
   total_sensor_readings_written: number
   integrity: Integrity
+  summary?: ReportSummary | null
 }
 
 const ENDED_COLUMNS = 'id, user_id, destroyed_at, destroy_reason, total_sensor_readings_written, integrity'
@@ -35,7 +39,8 @@ const toEnded = (row: EndedRow): EndedSession => ({
   destroyedAt: row.destroyed_at,
   reason: row.destroy_reason,
   totalSensorReadingsWritten: row.total_sensor_readings_written,
-  integrity: row.integrity
+  integrity: row.integrity,
+  report: row.summary ?? null
 })
 
 /**
@@ -79,6 +84,7 @@ export async function destroySession (db: Queryable, sessionId: number, reason: 
     `update sessions set
        destroyed_at = now(),
        destroy_reason = $2,
+       report_pending = true,
        total_sensor_readings_sent = $3,
        integrity = case when $3::bigint is null then 'unreported'
                         when $3::bigint = total_sensor_readings_written then 'ok'
@@ -96,7 +102,7 @@ export async function destroySession (db: Queryable, sessionId: number, reason: 
  */
 export async function endExpiredSessions (db: Queryable, userId?: number, limit = 1000): Promise<EndedSession[]> {
   const { rows } = await db.query<EndedRow>(
-    `update sessions set destroyed_at = expires_at, destroy_reason = 'expired', integrity = 'unreported'
+    `update sessions set destroyed_at = expires_at, destroy_reason = 'expired', integrity = 'unreported', report_pending = true
      where id in (
        select id from sessions
        where destroyed_at is null and expires_at <= now() and ($1::bigint is null or user_id = $1)
@@ -112,7 +118,8 @@ export async function endExpiredSessions (db: Queryable, userId?: number, limit 
 export async function findEndedSessions (db: Queryable, sessionIds: number[]): Promise<EndedSession[]> {
   if (sessionIds.length === 0) return []
   const { rows } = await db.query<EndedRow>(
-    `select ${ENDED_COLUMNS} from sessions where id = any($1::bigint[]) and destroyed_at is not null`, [sessionIds])
+    `select ${ENDED_COLUMNS}, (select summary from session_reports where session_id = s.id) as summary
+     from sessions s where id = any($1::bigint[]) and destroyed_at is not null`, [sessionIds])
   return rows.map(toEnded)
 }
 
@@ -123,8 +130,9 @@ export async function findEndedSessions (db: Queryable, sessionIds: number[]): P
 export async function findGoneSessions (db: Queryable, sessionIds: number[]): Promise<{ ended: EndedSession[], deleted: number[] }> {
   if (sessionIds.length === 0) return { ended: [], deleted: [] }
   const { rows } = await db.query<EndedRow & { held_id: number }>(
-    `select held.id as held_id, s.id, s.user_id, s.destroyed_at, s.destroy_reason, s.total_sensor_readings_written, s.integrity
+    `select held.id as held_id, s.id, s.user_id, s.destroyed_at, s.destroy_reason, s.total_sensor_readings_written, s.integrity, r.summary
      from unnest($1::bigint[]) as held(id) left join sessions s on s.id = held.id
+     left join session_reports r on r.session_id = s.id
      where s.id is null or s.destroyed_at is not null`, [sessionIds])
   return {
     ended: rows.filter(row => row.id !== null).map(toEnded),

@@ -1,3 +1,4 @@
+import type { ReportSummary } from '../schemas/session-report.js'
 import type { DestroyReason, Integrity, Session, SessionMetadata } from '../schemas/sessions.js'
 import { withTransaction, type Pool } from './pool.js'
 import type { Queryable } from './queryable.js'
@@ -16,11 +17,13 @@ export interface SessionRow {
   flagged_incorrect: boolean
   flag_reason: string | null
   flagged_at: Date | null
+  report_summary: ReportSummary | null
 }
 
 export const SESSION_COLUMNS = `id, user_id, created_at, expires_at, destroyed_at, destroy_reason,
   total_sensor_readings_written, total_sensor_readings_sent, integrity, metadata,
-  flagged_incorrect, flag_reason, flagged_at`
+  flagged_incorrect, flag_reason, flagged_at,
+  (select summary from session_reports r where r.session_id = sessions.id) as report_summary`
 
 export function toSession (row: SessionRow): Session {
   return {
@@ -36,7 +39,8 @@ export function toSession (row: SessionRow): Session {
     metadata: row.metadata,
     flaggedIncorrect: row.flagged_incorrect,
     flagReason: row.flag_reason,
-    flaggedAt: row.flagged_at?.toISOString() ?? null
+    flaggedAt: row.flagged_at?.toISOString() ?? null,
+    report: row.report_summary
   }
 }
 
@@ -48,19 +52,39 @@ export async function findSessionById (db: Queryable, id: number): Promise<Sessi
 export interface SessionFilter {
   /** Only this user's sessions; all users' when absent. */
   userId?: number
+  integrity?: Integrity
+  /** true: sessions whose report found a problem; false: those whose report found none. Unreported sessions match neither. */
+  incomplete?: boolean
+}
+
+function filterSql (filter: SessionFilter, params: unknown[]): string {
+  const conditions: string[] = []
+  if (filter.userId !== undefined) {
+    params.push(filter.userId)
+    conditions.push(`user_id = $${params.length}`)
+  }
+  if (filter.integrity !== undefined) {
+    params.push(filter.integrity)
+    conditions.push(`integrity = $${params.length}`)
+  }
+  if (filter.incomplete !== undefined) {
+    params.push(!filter.incomplete)
+    conditions.push(`exists (select 1 from session_reports r where r.session_id = sessions.id and r.complete = $${params.length})`)
+  }
+  return conditions.length ? `where ${conditions.join(' and ')}` : ''
 }
 
 /** A page of sessions, newest first, with the total matching the filter. */
 export async function listSessions (db: Queryable, filter: SessionFilter, take: number, skip: number): Promise<{ items: Session[], total: number }> {
-  const byUser = filter.userId !== undefined
+  const pageParams: unknown[] = [take, skip]
+  const pageWhere = filterSql(filter, pageParams)
+  const countParams: unknown[] = []
+  const countWhere = filterSql(filter, countParams)
   const [{ rows }, { rows: [count] }] = await Promise.all([
     db.query<SessionRow>(
-      `select ${SESSION_COLUMNS} from sessions ${byUser ? 'where user_id = $3' : ''}
-       order by created_at desc, id desc limit $1 offset $2`,
-      byUser ? [take, skip, filter.userId] : [take, skip]),
-    db.query<{ total: number }>(
-      `select count(*)::int as total from sessions ${byUser ? 'where user_id = $1' : ''}`,
-      byUser ? [filter.userId] : [])
+      `select ${SESSION_COLUMNS} from sessions ${pageWhere}
+       order by created_at desc, id desc limit $1 offset $2`, pageParams),
+    db.query<{ total: number }>(`select count(*)::int as total from sessions ${countWhere}`, countParams)
   ])
   return { items: rows.map(toSession), total: count?.total ?? 0 }
 }

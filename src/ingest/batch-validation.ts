@@ -6,8 +6,15 @@ import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
 const SENSOR_CODES = new Map<unknown, number>(SENSORS.map((name, code) => [name, code]))
 const readingsSchema = z.array(sensorReading)
 
+/** A valid batch as binary COPY rows, with the device time span it covers. */
+export interface EncodedBatch {
+  rows: Buffer
+  firstReadingMicros: number
+  lastReadingMicros: number
+}
+
 export type BatchValidation =
-  | { ok: true, rows: Buffer, readingCount: number }
+  | ({ ok: true, readingCount: number } & EncodedBatch)
   | { ok: false, kind: 'size', expected: number, received: number }
   | { ok: false, kind: 'schema', issues: ValidationIssue[] }
 
@@ -27,8 +34,8 @@ const MAX_ISSUES = 50
  */
 export function validateBatch (sessionId: number, readings: unknown[], expectedSize: number): BatchValidation {
   if (readings.length !== expectedSize) return { ok: false, kind: 'size', expected: expectedSize, received: readings.length }
-  const rows = encodeIfValid(sessionId, readings)
-  if (rows) return { ok: true, rows, readingCount: readings.length }
+  const encoded = encodeIfValid(sessionId, readings)
+  if (encoded) return { ok: true, readingCount: readings.length, ...encoded }
   return validateWithSchema(sessionId, readings)
 }
 
@@ -48,17 +55,25 @@ function validateWithSchema (sessionId: number, readings: unknown[]): BatchValid
     y: reading.yAxis,
     z: reading.zAxis
   }))
-  return { ok: true, rows: encodeReadings(sessionId, encodable), readingCount: encodable.length }
+  let first = Infinity
+  let last = -Infinity
+  for (const { timestampMicros } of encodable) {
+    if (timestampMicros < first) first = timestampMicros
+    if (timestampMicros > last) last = timestampMicros
+  }
+  return { ok: true, readingCount: encodable.length, rows: encodeReadings(sessionId, encodable), firstReadingMicros: first, lastReadingMicros: last }
 }
 
 const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
 
 /** The fast path: encoded rows when every reading is valid, else undefined. */
-export function encodeIfValid (sessionId: number, readings: unknown[]): Buffer | undefined {
+export function encodeIfValid (sessionId: number, readings: unknown[]): EncodedBatch | undefined {
   const earliest = EARLIEST_READING_MS * 1000
   const latest = (Date.now() + MAX_CLOCK_LEAD_MS) * 1000
   const buffer = Buffer.allocUnsafe(readings.length * ROW_BYTES)
   const writer = copyRowWriter(buffer, sessionId)
+  let first = Infinity
+  let last = -Infinity
   for (let i = 0; i < readings.length; i++) {
     const reading = readings[i]
     if (typeof reading !== 'object' || reading === null || Array.isArray(reading)) return undefined
@@ -70,6 +85,8 @@ export function encodeIfValid (sessionId: number, readings: unknown[]): Buffer |
     const code = SENSOR_CODES.get(sensor)
     if (code === undefined || !isFiniteNumber(xAxis) || !isFiniteNumber(yAxis) || !isFiniteNumber(zAxis)) return undefined
     writer.write(i, micros, code, xAxis, yAxis, zAxis)
+    if (micros < first) first = micros
+    if (micros > last) last = micros
   }
-  return buffer
+  return { rows: buffer, firstReadingMicros: first, lastReadingMicros: last }
 }

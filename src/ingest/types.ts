@@ -4,6 +4,11 @@ export interface PendingBatch {
   batchId: number
   readingCount: number
   rows: Buffer
+  /** When the server received the batch (epoch ms): against the device span, it gives the clock offset. */
+  receivedAtMs: number
+  /** Device time span of the batch: its earliest and latest reading timestamp (epoch microseconds). */
+  firstReadingMicros: number
+  lastReadingMicros: number
 }
 
 /** What became of one batch. Totals are the session's running total right after this batch. */

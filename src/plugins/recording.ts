@@ -45,11 +45,13 @@ async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserv
     db: fastify.db,
     registry,
     intervalMs: config.sessions.reaperIntervalMs,
+    reporter: fastify.reports,
     log,
     onExpired: count => { for (let i = 0; i < count; i++) recordingObserver?.sessionEnded?.('expired') }
   })
   const deps: RecordingDeps = {
     db: fastify.db,
+    reporter: fastify.reports,
     pipeline,
     registry,
     log,
@@ -106,4 +108,4 @@ async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserv
   })
 }
 
-export default fp(recordingPlugin, { name: 'recording', dependencies: ['db'] })
+export default fp(recordingPlugin, { name: 'recording', dependencies: ['db', 'reports'] })

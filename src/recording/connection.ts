@@ -8,6 +8,7 @@ import {
 import { validateBatch } from '../ingest/batch-validation.js'
 import type { IngestPipeline } from '../ingest/pipeline.js'
 import type { Log } from '../logger.js'
+import type { SessionReporter } from '../reports/session-reporter.js'
 import type { DestroyReason } from '../schemas/sessions.js'
 import {
   clientFrame, createSessionData, destroySessionData, writeBatchData,
@@ -46,6 +47,7 @@ export interface RecordingObserver {
 
 export interface RecordingDeps {
   db: Queryable
+  reporter: SessionReporter
   pipeline: IngestPipeline
   registry: SessionRegistry
   settings: RecordingSettings
@@ -87,7 +89,8 @@ function destroyedFrame (ended: EndedSession): ServerFrame {
     destroyedAt: ended.destroyedAt.toISOString(),
     reason: ended.reason,
     totalSensorReadingsWritten: ended.totalSensorReadingsWritten,
-    integrity: ended.integrity
+    integrity: ended.integrity,
+    report: ended.report
   })
 }
 
@@ -250,6 +253,7 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private receiveBatch (data: Record<string, unknown>): void {
+    const receivedAtMs = Date.now()
     const parsed = writeBatchData.safeParse(data)
     if (!parsed.success) {
       this.deps.observer?.batchRejected?.('schema')
@@ -268,7 +272,7 @@ export class RecordingConnection implements SessionHolder {
       // in line with commands, so this batch and the next ones reach the pipeline in frame order.
       this.lastCommand = this.lastCommand.then(noop, noop).then(async () => { await this.adoptActiveSession() })
     }
-    const answers = this.lastCommand.then(() => this.writeBatch(batchId, readings))
+    const answers = this.lastCommand.then(() => this.writeBatch(batchId, readings, receivedAtMs))
     // enqueue() handles a failure in order; until then it must not count as an unhandled rejection.
     answers.catch(noop)
     this.enqueue(answers, () => this.batchAnswered())
@@ -286,7 +290,7 @@ export class RecordingConnection implements SessionHolder {
     if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed && !this.draining) this.socket.resume()
   }
 
-  private async writeBatch (batchId: number, readings: unknown[]): Promise<Frames> {
+  private async writeBatch (batchId: number, readings: unknown[], receivedAtMs: number): Promise<Frames> {
     const session = this.session
     if (!session) {
       this.deps.observer?.batchRejected?.('session_not_found')
@@ -300,7 +304,15 @@ export class RecordingConnection implements SessionHolder {
         : [frame('invalid_sensor_reading_schema', { sessionId: session.id, batchId, issues: validation.issues })]
     }
     const { pipeline } = this.deps
-    const outcome = pipeline.submit({ sessionId: session.id, batchId, readingCount: validation.readingCount, rows: validation.rows })
+    const outcome = pipeline.submit({
+      sessionId: session.id,
+      batchId,
+      readingCount: validation.readingCount,
+      rows: validation.rows,
+      receivedAtMs,
+      firstReadingMicros: validation.firstReadingMicros,
+      lastReadingMicros: validation.lastReadingMicros
+    })
     if (pipeline.saturated && !this.pausedForPipeline) {
       this.pausedForPipeline = true
       this.socket.pause()
@@ -354,7 +366,7 @@ export class RecordingConnection implements SessionHolder {
     const { db, registry, observer } = this.deps
     const { session, created, expired } = await createOrResumeSession(db, this.userId, this.deps.settings.ttlSeconds, metadata)
     const frames: Frames = []
-    for (const ended of expired) {
+    for (const ended of await this.deps.reporter.withSummaries(expired)) {
       observer?.sessionEnded?.('expired')
       if (ended.id === previous?.id) frames.push(...this.announceEnd(ended))
       registry.notifyEnded(ended)
@@ -363,7 +375,7 @@ export class RecordingConnection implements SessionHolder {
     // the phone still hears how it ended, and before it hears of the new one.
     if (previous && previous.id !== session.id && !this.announcedEnds.has(previous.id)) {
       const [ended] = await findEndedSessions(db, [previous.id])
-      if (ended) frames.push(...this.announceEnd(ended))
+      if (ended) frames.push(...this.announceEnd(await this.deps.reporter.withSummary(ended)))
     }
     this.attach(session)
     if (created) {
@@ -381,11 +393,12 @@ export class RecordingConnection implements SessionHolder {
     const session = this.session ?? await this.adoptActiveSession()
     if (!session) return [frame('session_not_found', {})]
     const { db, registry, observer } = this.deps
-    const ended = await destroySession(db, session.id, 'client', parsed.data.totalSensorReadingsSent, this.userId) ??
+    const justEnded = await destroySession(db, session.id, 'client', parsed.data.totalSensorReadingsSent, this.userId) ??
       (await endExpiredSessions(db, this.userId)).find(e => e.id === session.id)
     this.session = undefined
     registry.detach(session.id, this)
-    if (ended) {
+    if (justEnded) {
+      const ended = await this.deps.reporter.withSummary(justEnded)
       observer?.sessionEnded?.(ended.reason)
       registry.notifyEnded(ended)
       return this.announceEnd(ended)
@@ -393,6 +406,6 @@ export class RecordingConnection implements SessionHolder {
     // Ended meanwhile by an admin or another instance: report how it actually ended.
     const [endedElsewhere] = await findEndedSessions(db, [session.id])
     if (!endedElsewhere || this.announcedEnds.has(endedElsewhere.id)) return [frame('session_not_found', {})]
-    return this.announceEnd(endedElsewhere)
+    return this.announceEnd(await this.deps.reporter.withSummary(endedElsewhere))
   }
 }

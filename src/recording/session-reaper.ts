@@ -1,13 +1,17 @@
 import type { Queryable } from '../db/queryable.js'
 import { endExpiredSessions, findGoneSessions } from '../db/session-lifecycle.js'
 import type { Log } from '../logger.js'
+import type { SessionReporter } from '../reports/session-reporter.js'
 import type { SessionRegistry } from './session-registry.js'
 
 const REAP_LIMIT = 1000
+/** Reports of sessions nobody here holds, computed per pass: the sweep must not delay the next pass for long. */
+const REPORTS_PER_PASS = 5
 
 export interface SessionReaperOptions {
   db: Queryable
   registry: SessionRegistry
+  reporter: SessionReporter
   intervalMs: number
   log: Log
   onExpired?: (count: number) => void
@@ -17,10 +21,11 @@ export interface SessionReaperOptions {
  * Every interval: end every expired session in the database (whichever
  * instance holds it, or none), then ask which of the sessions held here have
  * ended by any means (expiry, an admin, another instance) and tell their
- * phones, or were deleted with their user and disconnect them. Polling instead of LISTEN/NOTIFY: nothing is lost while the
+ * phones with the session's report, or were deleted with their user and
+ * disconnect them; last, compute a few reports nobody computed yet. Polling instead of LISTEN/NOTIFY: nothing is lost while the
  * database is unreachable, and no connection is pinned for it.
  */
-export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void> } {
+export function startSessionReaper ({ db, registry, reporter, intervalMs, log, onExpired }: SessionReaperOptions): { stop: () => Promise<void> } {
   let running: Promise<void> | undefined
   let stopped = false
 
@@ -36,8 +41,10 @@ export function startSessionReaper ({ db, registry, intervalMs, log, onExpired }
         more = expired.length === REAP_LIMIT && !stopped
       }
       const gone = await findGoneSessions(db, registry.sessionIds())
-      for (const ended of gone.ended) registry.notifyEnded(ended)
+      // Phones connected here hear of their session's end with its report, so theirs come first.
+      for (const ended of await reporter.withSummaries(gone.ended)) registry.notifyEnded(ended)
       for (const sessionId of gone.deleted) registry.notifyDeleted(sessionId)
+      if (!stopped) await reporter.sweep(REPORTS_PER_PASS)
     } catch (err) {
       log.warn({ err }, 'Session reaper pass failed; retrying next interval.')
     }

@@ -23,7 +23,7 @@ const adminSessionsRoutes: FastifyPluginAsyncZod = async (fastify) => {
     const { id } = request.params
     const ended = await destroySession(fastify.db, id, 'admin')
     if (ended) {
-      fastify.recording.registry.notifyEnded(ended)
+      fastify.recording.registry.notifyEnded(await fastify.reports.withSummary(ended))
       fastify.recording.deps.observer?.sessionEnded?.('admin')
     } else {
       const existing = await findSessionById(fastify.db, id)
@@ -32,7 +32,7 @@ const adminSessionsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       // Past its expiry, waiting for the reaper: it ends as expired, not by the admin.
       const expired = (await endExpiredSessions(fastify.db, existing.userId)).find(e => e.id === id)
       if (!expired) throw new AppError(503, 'SESSION_BUSY', `Session ${id} is being expired by another instance; try again`)
-      fastify.recording.registry.notifyEnded(expired)
+      fastify.recording.registry.notifyEnded(await fastify.reports.withSummary(expired))
       fastify.recording.deps.observer?.sessionEnded?.('expired')
       throw conflict(`Session ${id} already ended (expired)`)
     }

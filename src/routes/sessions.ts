@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { listSessions, patchSession } from '../db/sessions-repository.js'
 import { findUserById } from '../db/users-repository.js'
-import { AppError, notFound } from '../errors.js'
-import { errorResponse, idParam, pagingQuery } from '../schemas/common.js'
-import { patchSessionBody, session, sessionPage } from '../schemas/sessions.js'
+import { AppError, conflict, forbidden, notFound } from '../errors.js'
+import { errorResponse, idParam } from '../schemas/common.js'
+import { sessionReport } from '../schemas/session-report.js'
+import { ownSessionsQuery, patchSessionBody, session, sessionFilterQuery, sessionPage } from '../schemas/sessions.js'
 import { findVisibleSession } from './session-access.js'
 
 export interface SessionsRoutesOptions {
@@ -18,14 +19,16 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
     onRequest: fastify.authenticate,
     schema: {
       tags: ['sessions'],
-      summary: 'The caller\'s own sessions, newest first',
-      querystring: pagingQuery(50, 500),
-      response: { 200: sessionPage, 400: errorResponse, 401: errorResponse }
+      summary: 'The caller\'s own sessions (an admin\'s with all=true: everyone\'s), newest first, optionally only those to look at',
+      querystring: ownSessionsQuery,
+      response: { 200: sessionPage, 400: errorResponse, 401: errorResponse, 403: errorResponse }
     }
   }, async (request) => {
-    const { take, skip } = request.query
-    const userId = (request.auth as NonNullable<typeof request.auth>).userId
-    return { ...await listSessions(fastify.db, { userId }, take, skip), take, skip }
+    const { take, skip, all, integrity, incomplete } = request.query
+    const auth = request.auth as NonNullable<typeof request.auth>
+    if (all && auth.role !== 'ADMIN') throw forbidden('all=true lists every user\'s sessions and is for admins')
+    const userId = all ? undefined : auth.userId
+    return { ...await listSessions(fastify.db, { userId, integrity, incomplete }, take, skip), take, skip }
   })
 
   fastify.get('/users/:id/sessions', {
@@ -34,13 +37,13 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
       tags: ['sessions'],
       summary: 'A user\'s sessions, newest first (admin)',
       params: idParam,
-      querystring: pagingQuery(50, 500),
+      querystring: sessionFilterQuery,
       response: { 200: sessionPage, 404: errorResponse }
     }
   }, async (request) => {
-    const { take, skip } = request.query
+    const { take, skip, integrity, incomplete } = request.query
     if (!await findUserById(fastify.db, request.params.id)) throw notFound(`User ${request.params.id} does not exist`)
-    return { ...await listSessions(fastify.db, { userId: request.params.id }, take, skip), take, skip }
+    return { ...await listSessions(fastify.db, { userId: request.params.id, integrity, incomplete }, take, skip), take, skip }
   })
 
   fastify.get('/sessions/:id', {
@@ -52,6 +55,27 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
       response: { 200: session, 404: errorResponse }
     }
   }, async (request) => findVisibleSession(fastify.db, request.auth, request.params.id))
+
+  fastify.get('/sessions/:id/report', {
+    onRequest: fastify.authenticate,
+    schema: {
+      tags: ['sessions'],
+      summary: 'The session\'s completeness report: per sensor counts, rates, gaps, duplicates; lost batches; clock offset and drift; integrity (owner or admin)',
+      description: 'Computed once when the session ends and stored; a session ended before reports existed gets one computed on first request.',
+      params: idParam,
+      response: { 200: sessionReport, 404: errorResponse, 409: errorResponse, 503: errorResponse }
+    }
+  }, async (request) => {
+    const { id } = request.params
+    await findVisibleSession(fastify.db, request.auth, id)
+    const result = await fastify.reports.report(id).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== '57014') throw err
+      throw new AppError(503, 'REPORT_TIMEOUT', `The report of session ${id} took longer than the configured limit; try again later`)
+    })
+    if (result.status === 'not-found') throw notFound(`Session ${id} does not exist`)
+    if (result.status === 'active') throw conflict(`Session ${id} is still recording; its report is computed when it ends`)
+    return result.report
+  })
 
   fastify.patch('/sessions/:id', {
     onRequest: fastify.authenticate,

@@ -1,13 +1,13 @@
 import { z } from 'zod'
-import { storableText } from './common.js'
+import { pagingQuery, storableText } from './common.js'
+import { integrity } from './integrity.js'
+import { reportSummary } from './session-report.js'
 
 export const DESTROY_REASONS = ['client', 'expired', 'admin'] as const
 export const destroyReason = z.enum(DESTROY_REASONS)
 export type DestroyReason = z.infer<typeof destroyReason>
 
-export const INTEGRITY_VERDICTS = ['ok', 'mismatch', 'unreported'] as const
-export const integrity = z.enum(INTEGRITY_VERDICTS)
-export type Integrity = z.infer<typeof integrity>
+export { INTEGRITY_VERDICTS, integrity, type Integrity } from './integrity.js'
 
 /** Deepest nesting accepted in session metadata; labels are flat in practice. */
 export const METADATA_MAX_DEPTH = 32
@@ -69,7 +69,8 @@ export const session = z.object({
   metadata: sessionMetadata,
   flaggedIncorrect: z.boolean().describe('the beta tester marked it as recorded incorrectly'),
   flagReason: z.string().nullable(),
-  flaggedAt: z.string().nullable()
+  flaggedAt: z.string().nullable(),
+  report: reportSummary.nullable().describe('the completeness report in short; null while active or until computed')
 })
 export type Session = z.infer<typeof session>
 
@@ -98,3 +99,16 @@ export const patchSessionBody = z.object({
     path: ['flagReason']
   })
 export type PatchSessionInput = z.infer<typeof patchSessionBody>
+
+/** A query-string boolean: only the words true and false, so a typo is an error rather than a silent "true". */
+const queryFlag = z.enum(['true', 'false']).transform(value => value === 'true')
+
+/** Filters of the session lists: what an admin looks for after a recording campaign. */
+export const sessionFilterQuery = pagingQuery(50, 500).extend({
+  integrity: integrity.optional().describe('only sessions with this sent-vs-written verdict'),
+  incomplete: queryFlag.optional().describe('true: sessions whose completeness report found a problem; false: those it found whole (sessions without a report match neither)')
+})
+
+export const ownSessionsQuery = sessionFilterQuery.extend({
+  all: queryFlag.optional().describe('admins only: every user\'s sessions instead of their own')
+})

@@ -1,9 +1,10 @@
 import { z } from 'zod'
+import { SENSORS } from './sensors.js'
 import { epochMillisToMicros, parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import type { ReportSummary } from './session-report.js'
 import { destroyReason, integrity, sessionMetadata } from './sessions.js'
 
-export const SENSORS = ['Accelerometer', 'Gyroscope', 'Magnetometer'] as const
-export type SensorName = typeof SENSORS[number]
+export { SENSORS, type SensorName } from './sensors.js'
 
 /** Earliest accepted reading: anything before is a phone with a reset clock. */
 export const EARLIEST_READING_MS = Date.UTC(2000, 0, 1)
@@ -87,6 +88,8 @@ export interface ServerEvents {
     reason: z.infer<typeof destroyReason>
     totalSensorReadingsWritten: number
     integrity: z.infer<typeof integrity>
+    /** null when the report could not be computed in time; GET /sessions/:id/report has it later. */
+    report: ReportSummary | null
   }
   session_not_found: Record<string, never>
   storage_unavailable: { sessionId: number, batchId: number, message: string, retryable: true }

@@ -60,7 +60,9 @@ describe('batch validation', () => {
       if (fast && parsed.success) {
         accepted++
         const [r] = parsed.data as [z.output<typeof sensorReading>]
-        expect(fast.equals(encodeReadings(42, [{ timestampMicros: r.timestamp, sensor: SENSOR_CODES.get(r.sensor) as number, x: r.xAxis, y: r.yAxis, z: r.zAxis }]))).toBe(true)
+        expect(fast.firstReadingMicros).toBe(r.timestamp)
+        expect(fast.lastReadingMicros).toBe(r.timestamp)
+        expect(fast.rows.equals(encodeReadings(42, [{ timestampMicros: r.timestamp, sensor: SENSOR_CODES.get(r.sensor) as number, x: r.xAxis, y: r.yAxis, z: r.zAxis }]))).toBe(true)
       }
     }
     // Both verdicts must be well represented, or the comparison proves little.
@@ -76,5 +78,12 @@ describe('batch validation', () => {
     const paths = result.ok ? [] : 'issues' in result ? result.issues.map(issue => issue.path.join('.')) : []
     expect(paths.sort()).toEqual(['sensor_readings.1.yAxis', 'sensor_readings.2.sensor', 'sensor_readings.2.timestamp'])
     expect(validateBatch(1, [good, good, good], 3)).toMatchObject({ ok: true, readingCount: 3 })
+  })
+
+  it('reports the device time span of a batch, whatever the order of its readings', () => {
+    const at = (ms: number) => ({ timestamp: ms, sensor: 'Gyroscope', xAxis: 1, yAxis: 2, zAxis: 3 })
+    const base = Date.UTC(2026, 10, 24, 12)
+    const result = validateBatch(1, [at(base + 20), at(base + 0.5), at(base + 40.25)], 3)
+    expect(result).toMatchObject({ ok: true, firstReadingMicros: base * 1000 + 500, lastReadingMicros: base * 1000 + 40_250 })
   })
 })

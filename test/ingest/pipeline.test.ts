@@ -4,7 +4,7 @@ import type { PendingBatch } from '../../src/ingest/types.js'
 import { MemorySink, MemoryStore } from './memory-sink.js'
 
 const batch = (sessionId: number, batchId: number, readingCount = 10): PendingBatch =>
-  ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0) })
+  ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0), receivedAtMs: 0, firstReadingMicros: 0, lastReadingMicros: 0 })
 
 function setup (options: { writers?: number, maxRowsPerGroup?: number, maxBufferedReadings?: number } = {}) {
   const store = new MemoryStore()

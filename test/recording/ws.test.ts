@@ -87,7 +87,14 @@ describe('sessions', () => {
       phone.send('destroy_session', sent === undefined ? {} : { totalSensorReadingsSent: sent })
       await phone.expect('sensor_readings_batch_written')
       const destroyed = await phone.expect('session_destroyed')
-      expect(destroyed).toEqual({ sessionId, destroyedAt: expect.any(String), reason: 'client', totalSensorReadingsWritten: BATCH, integrity: verdict })
+      expect(destroyed).toEqual({
+        sessionId,
+        destroyedAt: expect.any(String),
+        reason: 'client',
+        totalSensorReadingsWritten: BATCH,
+        integrity: verdict,
+        report: expect.objectContaining({ complete: verdict !== 'mismatch', problems: verdict === 'mismatch' ? ['integrity_mismatch'] : [] })
+      })
       const row = await sessionRow(sessionId)
       expect(row).toMatchObject({ integrity: verdict, destroy_reason: 'client', total_sensor_readings_written: BATCH })
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { InjectOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { createOrResumeSession } from '../../src/db/session-lifecycle.js'
+import { createOrResumeSession, destroySession } from '../../src/db/session-lifecycle.js'
 import { insertUser } from '../../src/db/users-repository.js'
 import { ed25519Signer } from '../auth/signers.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
@@ -70,6 +70,14 @@ const ROWS: Row[] = [
   { route: 'GET /users/:id/sessions', request: f => ({ method: 'GET', url: `/users/${f.owner.user.id}/sessions` }), expect: [401, 401, 403, 403, 200] },
   { route: 'GET /sessions', request: () => ({ method: 'GET', url: '/sessions' }), expect: [401, 401, 200, 200, 200] },
   { route: 'GET /sessions/:id', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}` }), expect: [401, 401, 200, 404, 200] },
+  {
+    route: 'GET /sessions/:id/report',
+    request: async f => {
+      await destroySession(app.db, f.session.id, 'client', 0)
+      return { method: 'GET', url: `/sessions/${f.session.id}/report` }
+    },
+    expect: [401, 401, 200, 404, 200]
+  },
   { route: 'PATCH /sessions/:id', request: f => ({ method: 'PATCH', url: `/sessions/${f.session.id}`, payload: { metadata: { label: 'relabelled' } } }), expect: [401, 401, 200, 404, 200] },
   { route: 'GET /sessions/:id/readings', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}/readings` }), expect: [401, 401, 200, 404, 200] },
   { route: 'GET /sessions/:id/readings.csv', request: f => ({ method: 'GET', url: `/sessions/${f.session.id}/readings.csv` }), expect: [401, 401, 200, 404, 200] },

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { reportSummary } from '../../src/schemas/session-report.js'
 
 const issues = z.array(z.strictObject({ path: z.array(z.union([z.string(), z.number()])), message: z.string() }))
 const id = z.number().int().positive()
@@ -29,7 +30,8 @@ export const serverFrame = z.discriminatedUnion('event', [
       destroyedAt: isoDate,
       reason: z.enum(['client', 'expired', 'admin']),
       totalSensorReadingsWritten: count,
-      integrity: z.enum(['ok', 'mismatch', 'unreported'])
+      integrity: z.enum(['ok', 'mismatch', 'unreported']),
+      report: reportSummary.nullable()
     })
   }),
   z.strictObject({ event: z.literal('session_not_found'), data: z.strictObject({}) }),

@@ -1,0 +1,111 @@
+import { buildReport } from '../reports/build-report.js'
+import type { ReportSummary, SessionReport } from '../schemas/session-report.js'
+import { withTransaction, type Pool, type PoolClient } from './pool.js'
+import type { Queryable } from './queryable.js'
+import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from './session-facts.js'
+
+export interface ReportOptions extends FactsOptions {
+  /** Longest one report's statements may run; a longer one fails and is retried by the reaper. */
+  timeoutMs: number
+}
+
+export type EnsureReportResult =
+  | { status: 'ready', report: SessionReport }
+  | { status: 'active' }
+  | { status: 'not-found' }
+
+/** The reaper gives up on a session whose report failed this many times. */
+export const MAX_REPORT_ATTEMPTS = 3
+
+interface LockedSessionRow extends EndedSessionRow {
+  destroyed_at: Date | null
+  report: SessionReport | null
+}
+
+const SESSION_FOR_REPORT_SQL = `
+select s.id, s.metadata, s.integrity, s.total_sensor_readings_sent, s.total_sensor_readings_written, s.destroyed_at, r.report
+from sessions s left join session_reports r on r.session_id = s.id`
+
+async function computeAndStore (client: PoolClient, session: EndedSessionRow, options: ReportOptions): Promise<SessionReport> {
+  // Bounded: a report that takes longer fails rather than hold a connection and the session's lock.
+  await client.query(`set local statement_timeout = ${Math.max(1, Math.floor(options.timeoutMs))}`)
+  const facts = await gatherSessionFacts(client, session, options)
+  const report = buildReport(facts, new Date())
+  await client.query(
+    `insert into session_reports (session_id, computed_at, complete, summary, report) values ($1, $2, $3, $4, $5)
+     on conflict (session_id) do update set computed_at = excluded.computed_at, complete = excluded.complete,
+       summary = excluded.summary, report = excluded.report`,
+    [session.id, report.computedAt, report.summary.complete, JSON.stringify(report.summary), JSON.stringify(report)])
+  await client.query('update sessions set report_pending = false where id = $1', [session.id])
+  return report
+}
+
+/**
+ * The session's report, computed and stored first if it has none (or when
+ * `recompute`). The session row is locked while the report is computed, so
+ * two instances never compute the same one: the second waits and reads it.
+ */
+export async function ensureSessionReport (pool: Pool, sessionId: number, options: ReportOptions & { recompute?: boolean }): Promise<EnsureReportResult> {
+  try {
+    return await withTransaction(pool, async client => {
+      const { rows: [row] } = await client.query<LockedSessionRow>(`${SESSION_FOR_REPORT_SQL} where s.id = $1 for update of s`, [sessionId])
+      if (!row) return { status: 'not-found' }
+      if (!row.destroyed_at) return { status: 'active' }
+      if (row.report && !options.recompute) return { status: 'ready', report: row.report }
+      return { status: 'ready', report: await computeAndStore(client, row, options) }
+    })
+  } catch (err) {
+    await countFailedAttempt(pool, sessionId)
+    throw err
+  }
+}
+
+async function countFailedAttempt (db: Queryable, sessionId: number): Promise<void> {
+  await db.query('update sessions set report_attempts = report_attempts + 1 where id = $1', [sessionId]).catch(() => {})
+}
+
+/**
+ * Computes the reports of ended sessions that have none, oldest end first, at
+ * most `limit`. Each is claimed with skip locked, so several instances share
+ * the work and none computes a report another is computing. Returns the ids
+ * whose report was stored.
+ */
+export async function computePendingReports (pool: Pool, limit: number, options: ReportOptions): Promise<number[]> {
+  const done: number[] = []
+  for (let i = 0; i < limit; i++) {
+    let claimed: number | undefined
+    try {
+      const stored = await withTransaction(pool, async client => {
+        const { rows: [row] } = await client.query<LockedSessionRow>(
+          `${SESSION_FOR_REPORT_SQL}
+           where s.report_pending and s.report_attempts < $1
+           order by s.destroyed_at limit 1
+           for update of s skip locked`, [MAX_REPORT_ATTEMPTS])
+        if (!row) return false
+        claimed = row.id
+        await computeAndStore(client, row, options)
+        return true
+      })
+      if (!stored) break
+      done.push(claimed as number)
+    } catch (err) {
+      if (claimed !== undefined) await countFailedAttempt(pool, claimed)
+      throw err
+    }
+  }
+  return done
+}
+
+/** The stored report, if the session has one. */
+export async function findSessionReport (db: Queryable, sessionId: number): Promise<SessionReport | undefined> {
+  const { rows: [row] } = await db.query<{ report: SessionReport }>('select report from session_reports where session_id = $1', [sessionId])
+  return row?.report
+}
+
+/** Stored summaries of the given sessions, by id. */
+export async function findReportSummaries (db: Queryable, sessionIds: number[]): Promise<Map<number, ReportSummary>> {
+  if (sessionIds.length === 0) return new Map()
+  const { rows } = await db.query<{ session_id: number, summary: ReportSummary }>(
+    'select session_id, summary from session_reports where session_id = any($1::bigint[])', [sessionIds])
+  return new Map(rows.map(row => [row.session_id, row.summary]))
+}

@@ -1,0 +1,23 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { SessionReporter } from '../reports/session-reporter.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    reports: SessionReporter
+  }
+}
+
+export interface ReportsPluginOptions {
+  timeoutMs: number
+}
+
+async function reportsPlugin (fastify: FastifyInstance, options: ReportsPluginOptions) {
+  const reporter = new SessionReporter(fastify.db, {
+    timescaledb: fastify.storage.readingsHypertable,
+    timeoutMs: options.timeoutMs
+  }, fastify.log.child({ component: 'reports' }))
+  fastify.decorate('reports', reporter)
+}
+
+export default fp(reportsPlugin, { name: 'reports', dependencies: ['db'] })

@@ -1,0 +1,208 @@
+import type { Integrity } from '../schemas/integrity.js'
+import {
+  REPORT_VERSION, type ClockReport, type ReportProblem, type ReportSummary, type ReportWarning,
+  type SensorReport, type SessionReport
+} from '../schemas/session-report.js'
+import { SENSORS, type SensorName } from '../schemas/sensors.js'
+
+/** An interval this many times the sensor's median interval is a gap. */
+export const GAP_FACTOR = 3
+/** A sensor delivering less than this share of its intended rate is a problem. */
+export const RATE_TOLERANCE = 0.9
+/** A median clock offset beyond this (either way) is worth a warning. */
+export const CLOCK_OFFSET_WARNING_MS = 2000
+
+/** One sensor's figures as the database computed them; only sensors with readings have one. */
+export interface SensorFacts {
+  sensor: SensorName
+  readings: number
+  firstTimestamp: string
+  lastTimestamp: string
+  durationSeconds: number
+  duplicateTimestamps: number
+  medianIntervalMs: number | null
+  jitterMs: number | null
+  gapCount: number
+  longestGapMs: number | null
+  missingMs: number
+}
+
+export interface ClockFacts {
+  batches: number
+  /** p25, median, p75 of (latest reading timestamp - receive time) per batch; null without batches. */
+  quartilesMs: [number, number, number] | null
+  minMs: number | null
+  maxMs: number | null
+  /** Least-squares slope of the offset (ms) over server time (s); null when undefined. */
+  slopeMsPerSecond: number | null
+}
+
+export interface BatchFacts {
+  written: number
+  highestBatchId: number | null
+  lostRanges: Array<[number, number]>
+  lostRangesTruncated: boolean
+}
+
+export interface TimelineFacts {
+  bucketSeconds: number
+  start: string | null
+  /** Readings per (bucket index, sensor); absent pairs had none. */
+  counts: Array<{ bucket: number, sensor: SensorName, readings: number }>
+}
+
+/** Everything the report is made of, gathered from one session's rows and ledger. */
+export interface SessionFacts {
+  sessionId: number
+  metadata: Record<string, unknown>
+  integrity: Integrity
+  sent: number | null
+  written: number
+  sensors: SensorFacts[]
+  batches: BatchFacts
+  clock: ClockFacts
+  timeline: TimelineFacts
+}
+
+const isRate = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && value > 0
+
+/**
+ * The intended rate per sensor, from metadata `sampleRateHz`: a number for
+ * every sensor, or an object naming the sensors the session records (those
+ * it leaves out are not expected). Without it every sensor is expected and no
+ * rate is checked.
+ */
+export function intendedRates (metadata: Record<string, unknown>): Map<SensorName, number | null> {
+  const declared = metadata.sampleRateHz
+  const rates = new Map<SensorName, number | null>()
+  if (typeof declared === 'object' && declared !== null && !Array.isArray(declared)) {
+    const perSensor = declared as Record<string, unknown>
+    for (const sensor of SENSORS) {
+      if (sensor in perSensor) rates.set(sensor, isRate(perSensor[sensor]) ? perSensor[sensor] : null)
+    }
+    if (rates.size > 0) return rates
+  }
+  for (const sensor of SENSORS) rates.set(sensor, isRate(declared) ? declared : null)
+  return rates
+}
+
+const round = (value: number, digits = 3) => Number(value.toFixed(digits))
+const roundOrNull = (value: number | null, digits = 3) => value === null ? null : round(value, digits)
+
+function sensorReport (facts: SensorFacts | undefined, expected: boolean, intendedHz: number | null): SensorReport {
+  if (!facts) {
+    return {
+      expected,
+      readings: 0,
+      firstTimestamp: null,
+      lastTimestamp: null,
+      durationSeconds: null,
+      achievedHz: null,
+      intendedHz,
+      achievedToIntended: intendedHz === null ? null : 0,
+      medianIntervalMs: null,
+      jitterMs: null,
+      duplicateTimestamps: 0,
+      gaps: { count: 0, longestMs: null, missingMs: 0 }
+    }
+  }
+  const distinct = facts.readings - facts.duplicateTimestamps
+  const achievedHz = facts.durationSeconds > 0 ? (distinct - 1) / facts.durationSeconds : null
+  return {
+    expected,
+    readings: facts.readings,
+    firstTimestamp: facts.firstTimestamp,
+    lastTimestamp: facts.lastTimestamp,
+    durationSeconds: round(facts.durationSeconds, 6),
+    achievedHz: roundOrNull(achievedHz),
+    intendedHz,
+    achievedToIntended: intendedHz === null || achievedHz === null ? null : round(achievedHz / intendedHz, 4),
+    medianIntervalMs: roundOrNull(facts.medianIntervalMs),
+    jitterMs: roundOrNull(facts.jitterMs),
+    duplicateTimestamps: facts.duplicateTimestamps,
+    gaps: { count: facts.gapCount, longestMs: roundOrNull(facts.longestGapMs), missingMs: round(facts.missingMs) }
+  }
+}
+
+function clockReport (facts: ClockFacts): ClockReport {
+  const [p25, median, p75] = facts.quartilesMs ?? []
+  return {
+    batches: facts.batches,
+    offsetMs: median === undefined || p25 === undefined || p75 === undefined
+      ? null
+      : {
+          median: round(median),
+          p25: round(p25),
+          p75: round(p75),
+          min: round(facts.minMs ?? median),
+          max: round(facts.maxMs ?? median),
+          spread: round(p75 - p25)
+        },
+    // ms of offset per s of server time is 1000 µs per s: parts per million.
+    driftPpm: facts.batches >= 3 && facts.slopeMsPerSecond !== null ? round(facts.slopeMsPerSecond * 1000, 1) : null
+  }
+}
+
+/** The report of an ended session: pure arithmetic and verdicts over what the database counted. */
+export function buildReport (facts: SessionFacts, computedAt: Date): SessionReport {
+  const rates = intendedRates(facts.metadata)
+  const bySensor = new Map(facts.sensors.map(s => [s.sensor, s]))
+  const sensors = Object.fromEntries(SENSORS.map(sensor =>
+    [sensor, sensorReport(bySensor.get(sensor), rates.has(sensor), rates.get(sensor) ?? null)])) as Record<SensorName, SensorReport>
+
+  const lost = facts.batches.highestBatchId === null ? 0 : facts.batches.highestBatchId + 1 - facts.batches.written
+  const clock = clockReport(facts.clock)
+  const missingSensors = SENSORS.filter(sensor => sensors[sensor].expected && sensors[sensor].readings === 0)
+  const expected = SENSORS.filter(sensor => sensors[sensor].expected)
+  const gaps = expected.reduce((sum, sensor) => sum + sensors[sensor].gaps.count, 0)
+  const duplicateTimestamps = SENSORS.reduce((sum, sensor) => sum + sensors[sensor].duplicateTimestamps, 0)
+
+  const problems: ReportProblem[] = []
+  if (facts.integrity === 'mismatch') problems.push('integrity_mismatch')
+  if (lost > 0) problems.push('lost_batches')
+  if (missingSensors.length > 0) problems.push('missing_sensor')
+  if (gaps > 0) problems.push('gaps')
+  if (expected.some(sensor => {
+    const ratio = sensors[sensor].achievedToIntended
+    return ratio !== null && ratio < RATE_TOLERANCE
+  })) problems.push('rate_below_intended')
+
+  const warnings: ReportWarning[] = []
+  if (facts.integrity === 'unreported') warnings.push('integrity_unreported')
+  if (duplicateTimestamps > 0) warnings.push('duplicate_timestamps')
+  if (clock.offsetMs === null) warnings.push('clock_unknown')
+  else if (Math.abs(clock.offsetMs.median) > CLOCK_OFFSET_WARNING_MS) warnings.push('clock_offset')
+
+  const summary: ReportSummary = {
+    complete: problems.length === 0,
+    problems,
+    warnings,
+    lostBatches: lost,
+    gaps,
+    duplicateTimestamps,
+    missingSensors,
+    clockOffsetMs: clock.offsetMs?.median ?? null
+  }
+
+  const bucketCount = facts.timeline.counts.reduce((max, c) => Math.max(max, c.bucket + 1), 0)
+  const timelineReadings = Object.fromEntries(SENSORS.map(sensor => [sensor, new Array<number>(bucketCount).fill(0)])) as Record<SensorName, number[]>
+  for (const { bucket, sensor, readings } of facts.timeline.counts) timelineReadings[sensor][bucket] = readings
+
+  return {
+    version: REPORT_VERSION,
+    sessionId: facts.sessionId,
+    computedAt: computedAt.toISOString(),
+    summary,
+    integrity: { verdict: facts.integrity, sent: facts.sent, written: facts.written },
+    batches: {
+      written: facts.batches.written,
+      highestBatchId: facts.batches.highestBatchId,
+      lost,
+      lostRanges: facts.batches.lostRanges,
+      lostRangesTruncated: facts.batches.lostRangesTruncated
+    },
+    sensors,
+    clock,
+    timeline: { bucketSeconds: facts.timeline.bucketSeconds, start: facts.timeline.start, readings: timelineReadings }
+  }
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod'
+import { integrity } from './integrity.js'
+import { SENSORS } from './sensors.js'
+
+/** Bumped when the report's meaning changes; stored with every report. */
+export const REPORT_VERSION = 1
+
+/** What makes a session incomplete: data the research expected and does not have. */
+export const REPORT_PROBLEMS = ['integrity_mismatch', 'lost_batches', 'missing_sensor', 'gaps', 'rate_below_intended'] as const
+export const reportProblem = z.enum(REPORT_PROBLEMS)
+export type ReportProblem = z.infer<typeof reportProblem>
+
+/** Worth knowing, not missing data. */
+export const REPORT_WARNINGS = ['integrity_unreported', 'duplicate_timestamps', 'clock_offset', 'clock_unknown'] as const
+export const reportWarning = z.enum(REPORT_WARNINGS)
+export type ReportWarning = z.infer<typeof reportWarning>
+
+const ms = z.number().describe('milliseconds')
+
+export const sensorReport = z.object({
+  expected: z.boolean().describe('the session was meant to record this sensor'),
+  readings: z.number().int(),
+  firstTimestamp: z.string().nullable().describe('ISO-8601 UTC with microseconds'),
+  lastTimestamp: z.string().nullable(),
+  durationSeconds: z.number().nullable().describe('last minus first timestamp'),
+  achievedHz: z.number().nullable().describe('(distinct timestamps - 1) / duration'),
+  intendedHz: z.number().nullable().describe('from the session metadata (sampleRateHz), when declared'),
+  achievedToIntended: z.number().nullable().describe('achievedHz / intendedHz'),
+  medianIntervalMs: ms.nullable().describe('median time between consecutive distinct timestamps'),
+  jitterMs: ms.nullable().describe('standard deviation of the intervals that are neither duplicates nor gaps'),
+  duplicateTimestamps: z.number().int().describe('readings whose timestamp repeats the previous reading of the same sensor'),
+  gaps: z.object({
+    count: z.number().int().describe('intervals longer than 3x the median interval'),
+    longestMs: ms.nullable(),
+    missingMs: ms.describe('sum over the gaps of (gap - median interval): the time a steady stream would have filled')
+  })
+})
+export type SensorReport = z.infer<typeof sensorReport>
+
+export const clockReport = z.object({
+  batches: z.number().int().describe('batches with a recorded receive time'),
+  offsetMs: z.object({
+    median: ms,
+    p25: ms,
+    p75: ms,
+    min: ms,
+    max: ms,
+    spread: ms.describe('p75 - p25')
+  }).nullable().describe('per batch: its latest reading timestamp (device clock) minus the time the server received it; includes upload delay, so a true clock is slightly negative'),
+  driftPpm: z.number().nullable().describe('slope of the offset over server time, in microseconds per second; null under 3 batches')
+})
+export type ClockReport = z.infer<typeof clockReport>
+
+export const batchesReport = z.object({
+  written: z.number().int(),
+  highestBatchId: z.number().int().nullable(),
+  lost: z.number().int().describe('batch ids missing below the highest written (ids start at 0 and go up by one)'),
+  lostRanges: z.array(z.tuple([z.number().int(), z.number().int()])).describe('[first, last] missing ids, inclusive; at most 100'),
+  lostRangesTruncated: z.boolean()
+})
+
+export const timelineReport = z.object({
+  bucketSeconds: z.number().int(),
+  start: z.string().nullable().describe('start of the first bucket'),
+  readings: z.record(z.enum(SENSORS), z.array(z.number().int())).describe('readings per bucket, per sensor')
+})
+
+export const reportSummary = z.object({
+  complete: z.boolean().describe('no problem found'),
+  problems: z.array(reportProblem),
+  warnings: z.array(reportWarning),
+  lostBatches: z.number().int(),
+  gaps: z.number().int(),
+  duplicateTimestamps: z.number().int(),
+  missingSensors: z.array(z.enum(SENSORS)),
+  clockOffsetMs: z.number().nullable().describe('median device minus server time')
+}).describe('the completeness report in short; GET /sessions/:id/report has all of it')
+export type ReportSummary = z.infer<typeof reportSummary>
+
+export const sessionReport = z.object({
+  version: z.number().int(),
+  sessionId: z.number().int(),
+  computedAt: z.string(),
+  summary: reportSummary,
+  integrity: z.object({
+    verdict: integrity,
+    sent: z.number().int().nullable(),
+    written: z.number().int()
+  }),
+  batches: batchesReport,
+  sensors: z.record(z.enum(SENSORS), sensorReport),
+  clock: clockReport,
+  timeline: timelineReport
+})
+export type SessionReport = z.infer<typeof sessionReport>
