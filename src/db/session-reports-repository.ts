@@ -48,7 +48,7 @@ async function computeAndStore (client: PoolClient, session: EndedSessionRow, op
 export async function ensureSessionReport (pool: Pool, sessionId: number, options: ReportOptions & { recompute?: boolean }): Promise<EnsureReportResult> {
   try {
     return await withTransaction(pool, async client => {
-      const { rows: [row] } = await client.query<LockedSessionRow>(`${SESSION_FOR_REPORT_SQL} where s.id = $1 for update of s`, [sessionId])
+      const { rows: [row] } = await client.query<LockedSessionRow>(`${SESSION_FOR_REPORT_SQL} where s.id = $1 for no key update of s`, [sessionId])
       if (!row) return { status: 'not-found' }
       if (!row.destroyed_at) return { status: 'active' }
       if (row.report && !options.recompute) return { status: 'ready', report: row.report }
@@ -80,7 +80,7 @@ export async function computePendingReports (pool: Pool, limit: number, options:
           `${SESSION_FOR_REPORT_SQL}
            where s.report_pending and s.report_attempts < $1
            order by s.destroyed_at limit 1
-           for update of s skip locked`, [MAX_REPORT_ATTEMPTS])
+           for no key update of s skip locked`, [MAX_REPORT_ATTEMPTS])
         if (!row) return false
         claimed = row.id
         await computeAndStore(client, row, options)

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest'
+import { buildReport, intendedRates, type SessionFacts } from '../../src/reports/build-report.js'
+
+const emptyFacts = (overrides: Partial<SessionFacts> = {}): SessionFacts => ({
+  sessionId: 1,
+  metadata: {},
+  integrity: 'ok',
+  sent: 0,
+  written: 0,
+  sensors: [],
+  batches: { written: 0, highestBatchId: null, lostRanges: [], lostRangesTruncated: false },
+  clock: { batches: 0, quartilesMs: null, minMs: null, maxMs: null, slopeMsPerSecond: null },
+  timeline: { bucketSeconds: 1, start: null, counts: [] },
+  ...overrides
+})
+
+describe('intended rates from metadata', () => {
+  it('takes one rate for every sensor, or names the sensors recorded', () => {
+    expect([...intendedRates({ sampleRateHz: 50 })]).toEqual([['Accelerometer', 50], ['Gyroscope', 50], ['Magnetometer', 50]])
+    expect([...intendedRates({ sampleRateHz: { Gyroscope: 200, Accelerometer: 100 } })]).toEqual([['Accelerometer', 100], ['Gyroscope', 200]])
+    // A sensor named without a usable rate is still expected; nothing usable means every sensor, no rate.
+    expect([...intendedRates({ sampleRateHz: { Magnetometer: 'fast' } })]).toEqual([['Magnetometer', null]])
+    for (const declared of [undefined, 0, -5, 'fast', Number.NaN, [], {}, { Barometer: 10 }]) {
+      expect([...intendedRates({ sampleRateHz: declared })], String(declared)).toEqual([['Accelerometer', null], ['Gyroscope', null], ['Magnetometer', null]])
+    }
+  })
+})
+
+describe('buildReport', () => {
+  it('calls a session without readings incomplete, every sensor missing, its clock unknown', () => {
+    const report = buildReport(emptyFacts(), new Date('2026-11-24T12:00:00Z'))
+    expect(report.summary).toEqual({
+      complete: false,
+      problems: ['missing_sensor'],
+      warnings: ['clock_unknown'],
+      lostBatches: 0,
+      gaps: 0,
+      duplicateTimestamps: 0,
+      missingSensors: ['Accelerometer', 'Gyroscope', 'Magnetometer'],
+      clockOffsetMs: null
+    })
+    expect(report.computedAt).toBe('2026-11-24T12:00:00.000Z')
+    expect(report.timeline.readings).toEqual({ Accelerometer: [], Gyroscope: [], Magnetometer: [] })
+  })
+
+  it('gives no drift under 3 batches, and warns of an offset over 2 s either way', () => {
+    const clock = (median: number, batches: number) => buildReport(emptyFacts({
+      clock: { batches, quartilesMs: [median - 1, median, median + 1], minMs: median - 5, maxMs: median + 5, slopeMsPerSecond: 0.5 }
+    }), new Date()).clock
+    expect(clock(-100, 2)).toEqual({ batches: 2, offsetMs: { median: -100, p25: -101, p75: -99, min: -105, max: -95, spread: 2 }, driftPpm: null })
+    expect(clock(-100, 3).driftPpm).toBe(500)
+    const warnings = (median: number) => buildReport(emptyFacts({ clock: { batches: 3, quartilesMs: [median, median, median], minMs: median, maxMs: median, slopeMsPerSecond: 0 } }), new Date()).summary.warnings
+    expect(warnings(-2000)).toEqual([])
+    expect(warnings(-2001)).toEqual(['clock_offset'])
+    expect(warnings(2001)).toEqual(['clock_offset'])
+  })
+
+  it('judges the rate against the intended one with a 10% tolerance', () => {
+    const at = (readings: number, durationSeconds: number) => buildReport(emptyFacts({
+      metadata: { sampleRateHz: { Accelerometer: 100 } },
+      sensors: [{
+        sensor: 'Accelerometer', readings, firstTimestamp: 'a', lastTimestamp: 'b', durationSeconds, duplicateTimestamps: 0,
+        medianIntervalMs: 10, jitterMs: 0, gapCount: 0, longestGapMs: null, missingMs: 0
+      }]
+    }), new Date())
+    expect(at(91, 1).sensors.Accelerometer.achievedToIntended).toBe(0.9)
+    expect(at(91, 1).summary.problems).toEqual([])
+    expect(at(90, 1).summary.problems).toEqual(['rate_below_intended'])
+    expect(at(1, 0).sensors.Accelerometer).toMatchObject({ achievedHz: null, achievedToIntended: null })
+  })
+})
