@@ -59,8 +59,17 @@ describe('buildReport', () => {
     const at = (readings: number, durationSeconds: number) => buildReport(emptyFacts({
       metadata: { sampleRateHz: { Accelerometer: 100 } },
       sensors: [{
-        sensor: 'Accelerometer', readings, firstTimestamp: 'a', lastTimestamp: 'b', durationSeconds, duplicateTimestamps: 0,
-        medianIntervalMs: 10, jitterMs: 0, gapCount: 0, longestGapMs: null, missingMs: 0
+        sensor: 'Accelerometer',
+        readings,
+        firstTimestamp: 'a',
+        lastTimestamp: 'b',
+        durationSeconds,
+        duplicateTimestamps: 0,
+        medianIntervalMs: 10,
+        jitterMs: 0,
+        gapCount: 0,
+        longestGapMs: null,
+        missingMs: 0
       }]
     }), new Date())
     expect(at(91, 1).sensors.Accelerometer.achievedToIntended).toBe(0.9)

@@ -125,7 +125,7 @@ describe('every way a session ends carries its report', () => {
     await blocker.connect()
     try {
       await blocker.query('begin')
-      await blocker.query(`insert into session_reports (session_id, complete, summary, report) values ($1, true, '{}', '{}')`, [session.id])
+      await blocker.query('insert into session_reports (session_id, complete, summary, report) values ($1, true, \'{}\', \'{}\')', [session.id])
       await destroySession(app.db, session.id, 'client', 0)
       const attempts = await waitFor(async () => {
         const { rows: [row] } = await app.db.query<{ report_attempts: number }>('select report_attempts from sessions where id = $1', [session.id])
