@@ -67,7 +67,8 @@ with o as (
 select count(*)::int as batches,
   percentile_cont(array[0.25, 0.5, 0.75]) within group (order by offset_ms) as quartiles,
   min(offset_ms) as min_ms, max(offset_ms) as max_ms,
-  regr_slope(offset_ms, t) as slope
+  regr_slope(offset_ms, t) as slope,
+  max(t) - min(t) as span_s
 from o`
 
 const timelineSql = (bucketFunction: 'time_bucket' | 'date_bin') => `
@@ -120,7 +121,7 @@ export async function gatherSessionFacts (db: Queryable, session: EndedSessionRo
   const [sensorRows, lostRows, clockRow] = [
     (await db.query<SensorFactsRow>(SENSOR_FACTS_SQL, [session.id, lower, upper])).rows,
     (await db.query<{ first_lost: number, last_lost: number }>(LOST_RANGES_SQL, [session.id, MAX_LOST_RANGES + 1])).rows,
-    (await db.query<{ batches: number, quartiles: number[] | null, min_ms: number | null, max_ms: number | null, slope: number | null }>(CLOCK_FACTS_SQL, [session.id])).rows[0]
+    (await db.query<{ batches: number, quartiles: number[] | null, min_ms: number | null, max_ms: number | null, slope: number | null, span_s: number | null }>(CLOCK_FACTS_SQL, [session.id])).rows[0]
   ]
 
   // A code outside the list cannot be written by the service; it is left out rather than misnamed.
@@ -151,7 +152,8 @@ export async function gatherSessionFacts (db: Queryable, session: EndedSessionRo
     quartilesMs: quartiles && quartiles.length === 3 ? [quartiles[0] as number, quartiles[1] as number, quartiles[2] as number] : null,
     minMs: clockRow?.min_ms ?? null,
     maxMs: clockRow?.max_ms ?? null,
-    slopeMsPerSecond: clockRow?.slope ?? null
+    slopeMsPerSecond: clockRow?.slope ?? null,
+    receivedSpanSeconds: clockRow?.span_s ?? null
   }
 
   return {

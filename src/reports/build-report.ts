@@ -11,6 +11,12 @@ export const GAP_FACTOR = 3
 export const RATE_TOLERANCE = 0.9
 /** A median clock offset beyond this (either way) is worth a warning. */
 export const CLOCK_OFFSET_WARNING_MS = 2000
+/**
+ * Drift is only estimated over batches received across at least this long:
+ * over less, the upload delay's own variation (tens of ms) swamps what a
+ * phone's clock drifts (tens of ppm: a few ms per minute).
+ */
+export const MIN_DRIFT_SPAN_SECONDS = 60
 
 /** One sensor's figures as the database computed them; only sensors with readings have one. */
 export interface SensorFacts {
@@ -35,6 +41,8 @@ export interface ClockFacts {
   maxMs: number | null
   /** Least-squares slope of the offset (ms) over server time (s); null when undefined. */
   slopeMsPerSecond: number | null
+  /** Server time from the first batch received to the last. */
+  receivedSpanSeconds: number | null
 }
 
 export interface BatchFacts {
@@ -138,8 +146,11 @@ function clockReport (facts: ClockFacts): ClockReport {
           max: round(facts.maxMs ?? median),
           spread: round(p75 - p25)
         },
+    receivedSpanSeconds: roundOrNull(facts.receivedSpanSeconds),
     // ms of offset per s of server time is 1000 µs per s: parts per million.
-    driftPpm: facts.batches >= 3 && facts.slopeMsPerSecond !== null ? round(facts.slopeMsPerSecond * 1000, 1) : null
+    driftPpm: facts.batches >= 3 && facts.slopeMsPerSecond !== null && (facts.receivedSpanSeconds ?? 0) >= MIN_DRIFT_SPAN_SECONDS
+      ? round(facts.slopeMsPerSecond * 1000, 1)
+      : null
   }
 }
 

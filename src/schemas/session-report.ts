@@ -47,7 +47,8 @@ export const clockReport = z.object({
     max: ms,
     spread: ms.describe('p75 - p25')
   }).nullable().describe('per batch: its latest reading timestamp (device clock) minus the time the server received it; includes upload delay, so a true clock is slightly negative'),
-  driftPpm: z.number().nullable().describe('slope of the offset over server time, in microseconds per second; null under 3 batches')
+  receivedSpanSeconds: z.number().nullable().describe('server time from the first batch received to the last'),
+  driftPpm: z.number().nullable().describe('least-squares slope of the offset over server time, in microseconds per second; null under 3 batches or when they were received within 60 s')
 })
 export type ClockReport = z.infer<typeof clockReport>
 

@@ -9,7 +9,7 @@ const emptyFacts = (overrides: Partial<SessionFacts> = {}): SessionFacts => ({
   written: 0,
   sensors: [],
   batches: { written: 0, highestBatchId: null, lostRanges: [], lostRangesTruncated: false },
-  clock: { batches: 0, quartilesMs: null, minMs: null, maxMs: null, slopeMsPerSecond: null },
+  clock: { batches: 0, quartilesMs: null, minMs: null, maxMs: null, slopeMsPerSecond: null, receivedSpanSeconds: null },
   timeline: { bucketSeconds: 1, start: null, counts: [] },
   ...overrides
 })
@@ -43,13 +43,15 @@ describe('buildReport', () => {
     expect(report.timeline.readings).toEqual({ Accelerometer: [], Gyroscope: [], Magnetometer: [] })
   })
 
-  it('gives no drift under 3 batches, and warns of an offset over 2 s either way', () => {
-    const clock = (median: number, batches: number) => buildReport(emptyFacts({
-      clock: { batches, quartilesMs: [median - 1, median, median + 1], minMs: median - 5, maxMs: median + 5, slopeMsPerSecond: 0.5 }
+  it('gives no drift under 3 batches or a minute, and warns of an offset over 2 s either way', () => {
+    const clock = (median: number, batches: number, receivedSpanSeconds = 60) => buildReport(emptyFacts({
+      clock: { batches, quartilesMs: [median - 1, median, median + 1], minMs: median - 5, maxMs: median + 5, slopeMsPerSecond: 0.5, receivedSpanSeconds }
     }), new Date()).clock
-    expect(clock(-100, 2)).toEqual({ batches: 2, offsetMs: { median: -100, p25: -101, p75: -99, min: -105, max: -95, spread: 2 }, driftPpm: null })
+    expect(clock(-100, 2)).toEqual({ batches: 2, offsetMs: { median: -100, p25: -101, p75: -99, min: -105, max: -95, spread: 2 }, receivedSpanSeconds: 60, driftPpm: null })
     expect(clock(-100, 3).driftPpm).toBe(500)
-    const warnings = (median: number) => buildReport(emptyFacts({ clock: { batches: 3, quartilesMs: [median, median, median], minMs: median, maxMs: median, slopeMsPerSecond: 0 } }), new Date()).summary.warnings
+    // Batches received within a minute say nothing about drift.
+    expect(clock(-100, 3, 59.9).driftPpm).toBeNull()
+    const warnings = (median: number) => buildReport(emptyFacts({ clock: { batches: 3, quartilesMs: [median, median, median], minMs: median, maxMs: median, slopeMsPerSecond: 0, receivedSpanSeconds: 1 } }), new Date()).summary.warnings
     expect(warnings(-2000)).toEqual([])
     expect(warnings(-2001)).toEqual(['clock_offset'])
     expect(warnings(2001)).toEqual(['clock_offset'])

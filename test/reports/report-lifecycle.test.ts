@@ -171,6 +171,7 @@ describe('reading reports', () => {
     expect(clock).toEqual({
       batches: 60,
       offsetMs: { median: 279.5, p25: 264.75, p75: 294.25, min: 250, max: 309, spread: 29.5 },
+      receivedSpanSeconds: 590,
       driftPpm: 100
     })
   })
