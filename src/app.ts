@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
-import { ingestMetricsObserver, recordingMetricsObserver } from './metrics-observers.js'
+import { ingestMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
 import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
@@ -72,7 +72,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   })
   await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
-  await app.register(reportsPlugin, { timeoutMs: config.sessions.reportTimeoutMs })
+  await app.register(reportsPlugin, { timeoutMs: config.sessions.reportTimeoutMs, observer: reportMetricsObserver(app.metrics) })
   await app.register(recordingPlugin, {
     config,
     ingestObserver: ingestMetricsObserver(app.metrics),

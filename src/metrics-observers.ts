@@ -1,3 +1,4 @@
+import type { ReportObserver } from './db/session-reports-repository.js'
 import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
 import type { RecordingObserver } from './recording/connection.js'
@@ -23,5 +24,16 @@ export function recordingMetricsObserver (metrics: Metrics): RecordingObserver {
     sessionCreated: () => metrics.sessionsCreated.inc(),
     sessionEnded: reason => metrics.sessionsEnded.inc({ reason }),
     batchRejected: reason => metrics.batchesRejected.inc({ reason })
+  }
+}
+
+/** Feeds completeness reports computed (and failed) into the metrics. */
+export function reportMetricsObserver (metrics: Metrics): ReportObserver {
+  return {
+    computed: ({ complete, seconds }) => {
+      metrics.sessionReports.inc({ outcome: complete ? 'complete' : 'incomplete' })
+      metrics.reportDuration.observe(seconds)
+    },
+    failed: () => metrics.sessionReports.inc({ outcome: 'failed' })
   }
 }

@@ -31,6 +31,8 @@ export interface Metrics {
   commitDuration: Histogram
   rowsPerCopy: Histogram
   activeSessions: Gauge
+  sessionReports: Counter<'outcome'>
+  reportDuration: Histogram
 }
 
 /**
@@ -49,6 +51,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
   for (const reason of BATCH_REJECT_REASONS) batchesRejected.inc({ reason }, 0)
   const sessionsEnded = new Counter({ name: name('sessions_ended_total'), help: 'Sessions destroyed, by reason (client, expired, admin)', labelNames: ['reason'] as const, registers })
   for (const reason of DESTROY_REASONS) sessionsEnded.inc({ reason }, 0)
+  const sessionReports = new Counter({ name: name('session_reports_total'), help: 'Completeness reports computed by this instance, by outcome (complete, incomplete, failed)', labelNames: ['outcome'] as const, registers })
+  for (const outcome of ['complete', 'incomplete', 'failed']) sessionReports.inc({ outcome }, 0)
 
   return {
     registry,
@@ -69,6 +73,13 @@ export function createMetrics (options: MetricsOptions): Metrics {
       name: name('rows_per_copy'),
       help: 'Readings written by one COPY (group commit)',
       buckets: [375, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000],
+      registers
+    }),
+    sessionReports,
+    reportDuration: new Histogram({
+      name: name('session_report_duration_seconds'),
+      help: 'Time to compute and store one completeness report',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers
     }),
     activeSessions: new Gauge({

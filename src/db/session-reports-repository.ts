@@ -4,9 +4,16 @@ import { withTransaction, type Pool, type PoolClient } from './pool.js'
 import type { Queryable } from './queryable.js'
 import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from './session-facts.js'
 
+/** Hooks for metrics. */
+export interface ReportObserver {
+  computed?: (info: { complete: boolean, seconds: number }) => void
+  failed?: () => void
+}
+
 export interface ReportOptions extends FactsOptions {
   /** Longest one report's statements may run; a longer one fails and is retried by the reaper. */
   timeoutMs: number
+  observer?: ReportObserver
 }
 
 export type EnsureReportResult =
@@ -28,6 +35,7 @@ from sessions s left join session_reports r on r.session_id = s.id`
 
 async function computeAndStore (client: PoolClient, session: EndedSessionRow, options: ReportOptions): Promise<SessionReport> {
   // Bounded: a report that takes longer fails rather than hold a connection and the session's lock.
+  const started = performance.now()
   await client.query(`set local statement_timeout = ${Math.max(1, Math.floor(options.timeoutMs))}`)
   const facts = await gatherSessionFacts(client, session, options)
   const report = buildReport(facts, new Date())
@@ -37,6 +45,7 @@ async function computeAndStore (client: PoolClient, session: EndedSessionRow, op
        summary = excluded.summary, report = excluded.report`,
     [session.id, report.computedAt, report.summary.complete, JSON.stringify(report.summary), JSON.stringify(report)])
   await client.query('update sessions set report_pending = false where id = $1', [session.id])
+  options.observer?.computed?.({ complete: report.summary.complete, seconds: (performance.now() - started) / 1000 })
   return report
 }
 
@@ -55,6 +64,7 @@ export async function ensureSessionReport (pool: Pool, sessionId: number, option
       return { status: 'ready', report: await computeAndStore(client, row, options) }
     })
   } catch (err) {
+    options.observer?.failed?.()
     await countFailedAttempt(pool, sessionId)
     throw err
   }
@@ -89,7 +99,10 @@ export async function computePendingReports (pool: Pool, limit: number, options:
       if (!stored) break
       done.push(claimed as number)
     } catch (err) {
-      if (claimed !== undefined) await countFailedAttempt(pool, claimed)
+      if (claimed !== undefined) {
+        options.observer?.failed?.()
+        await countFailedAttempt(pool, claimed)
+      }
       throw err
     }
   }

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { ReportObserver } from '../db/session-reports-repository.js'
 import { SessionReporter } from '../reports/session-reporter.js'
 
 declare module 'fastify' {
@@ -10,12 +11,14 @@ declare module 'fastify' {
 
 export interface ReportsPluginOptions {
   timeoutMs: number
+  observer?: ReportObserver
 }
 
 async function reportsPlugin (fastify: FastifyInstance, options: ReportsPluginOptions) {
   const reporter = new SessionReporter(fastify.db, {
     timescaledb: fastify.storage.readingsHypertable,
-    timeoutMs: options.timeoutMs
+    timeoutMs: options.timeoutMs,
+    observer: options.observer
   }, fastify.log.child({ component: 'reports' }))
   fastify.decorate('reports', reporter)
 }

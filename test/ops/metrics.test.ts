@@ -38,6 +38,8 @@ describe('GET /metrics', () => {
       ['motion_ingest_sessions_ended_total', 'counter'],
       ['motion_ingest_commit_duration_seconds', 'histogram'],
       ['motion_ingest_rows_per_copy', 'histogram'],
+      ['motion_ingest_session_reports_total', 'counter'],
+      ['motion_ingest_session_report_duration_seconds', 'histogram'],
       ['process_cpu_user_seconds_total', 'counter'],
       ['process_resident_memory_bytes', 'gauge'],
       ['nodejs_eventloop_lag_seconds', 'gauge']
@@ -75,6 +77,10 @@ describe('GET /metrics', () => {
     expect(sample(text, 'motion_ingest_sessions_ended_total{reason="client"}')).toBe(1)
     expect(sample(text, 'motion_ingest_commit_duration_seconds_count')).toBeGreaterThanOrEqual(1)
     expect(sample(text, 'motion_ingest_rows_per_copy_sum')).toBe(375)
+    // makeReadings' clock is a minute behind but all three sensors are there: a complete report, with a warning.
+    expect(sample(text, 'motion_ingest_session_reports_total{outcome="complete"}')).toBe(1)
+    expect(sample(text, 'motion_ingest_session_reports_total{outcome="incomplete"}')).toBe(0)
+    expect(sample(text, 'motion_ingest_session_report_duration_seconds_count')).toBe(1)
     await until(async () => (await app.inject({ url: '/status' })).json().openSockets === 0)
     expect(sample(await scrape(), 'motion_ingest_open_sockets')).toBe(0)
 
