@@ -2,12 +2,17 @@ import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { Command } from 'commander'
 import type { Pool } from '../db/pool.js'
+import { ensureSessionReport, type EnsureReportResult } from '../db/session-reports-repository.js'
 import { findBatchSummary, findPurgeableSessions, findSessionById, listSessions, purgeFlaggedSessions } from '../db/sessions-repository.js'
+import { detectStorage } from '../db/storage.js'
 import { findUserById } from '../db/users-repository.js'
+import type { Config } from '../config.js'
+import { INTEGRITY_VERDICTS, type Integrity } from '../schemas/integrity.js'
 import type { Session } from '../schemas/sessions.js'
 import { confirm } from './confirm.js'
 import { parseDuration } from './duration.js'
 import { exportSession } from './export-session.js'
+import { describeReport, reportColumn } from './report-format.js'
 import { CliError, withContext } from './run.js'
 import { positiveInt } from './users.js'
 
@@ -21,6 +26,7 @@ function summaryRow (s: Session) {
     ended: s.destroyedAt ? `${s.destroyedAt} (${s.destroyReason})` : 'active',
     readings: s.totalSensorReadingsWritten,
     integrity: s.integrity ?? '',
+    report: reportColumn(s),
     flagged: s.flaggedIncorrect ? `yes: ${s.flagReason ?? ''}` : ''
   }
 }
@@ -33,6 +39,30 @@ async function requireSession (pool: Pool, id: number): Promise<Session> {
 
 async function requireUser (pool: Pool, id: number): Promise<void> {
   if (!await findUserById(pool, id)) throw new CliError(`User ${id} does not exist.`)
+}
+
+function parseIntegrity (value: string | undefined): Integrity | undefined {
+  if (value === undefined) return undefined
+  if (!(INTEGRITY_VERDICTS as readonly string[]).includes(value)) {
+    throw new CliError(`--integrity must be one of ${INTEGRITY_VERDICTS.join(', ')}, got "${value}".`)
+  }
+  return value as Integrity
+}
+
+/**
+ * The session's completeness report, computed and stored first when it has
+ * none (or always, with recompute); `active` while it is still recording.
+ */
+async function reportOf (pool: Pool, config: Config, sessionId: number, recompute: boolean): Promise<EnsureReportResult> {
+  const storage = await detectStorage(pool, false)
+  const timeoutMs = config.sessions.reportTimeoutMs
+  try {
+    return await ensureSessionReport(pool, sessionId, { timescaledb: storage.readingsHypertable, timeoutMs, recompute })
+  } catch (err) {
+    if ((err as { code?: string }).code !== '57014') throw err
+    throw new CliError(`The report of session ${sessionId} took longer than ${timeoutMs} ms; ` +
+      'run again with a larger SESSION_REPORT_TIMEOUT_MS.')
+  }
 }
 
 /** Every session of a user, newest first, read a page at a time. */
@@ -65,15 +95,23 @@ export function registerSessionCommands (program: Command): void {
   const sessions = program.command('sessions').description('read, export and purge recorded sessions')
 
   sessions.command('list')
-    .description('list sessions, newest first')
+    .description('list sessions of every user (or of --user), newest first, with their report verdict')
     .option('--user <id>', 'only this user\'s sessions')
+    .option('--integrity <verdict>', `only sessions with this integrity verdict: ${INTEGRITY_VERDICTS.join(', ')}`)
+    .option('--incomplete', 'only sessions whose report found a problem (sessions without a report match neither filter)')
+    .option('--complete', 'only sessions whose report found no problem')
     .option('--take <n>', 'how many', '100')
     .option('--skip <n>', 'how many to skip', '0')
     .option('--json', 'print JSON')
-    .action((options: { user?: string, take: string, skip: string, json?: boolean }) => withContext(async ({ pool }) => {
+    .action((options: { user?: string, integrity?: string, incomplete?: boolean, complete?: boolean, take: string, skip: string, json?: boolean }) => withContext(async ({ pool }) => {
       const userId = options.user === undefined ? undefined : positiveInt(options.user, '--user')
+      const integrity = parseIntegrity(options.integrity)
+      if (options.incomplete && options.complete) throw new CliError('Give --incomplete or --complete, not both.')
+      const incomplete = options.incomplete ? true : options.complete ? false : undefined
+      const take = positiveInt(options.take, '--take')
+      const skip = positiveInt(options.skip, '--skip', 0)
       if (userId !== undefined) await requireUser(pool, userId)
-      const page = await listSessions(pool, { userId }, positiveInt(options.take, '--take'), positiveInt(options.skip, '--skip', 0))
+      const page = await listSessions(pool, { userId, integrity, incomplete }, take, skip)
       if (options.json) {
         console.log(JSON.stringify(page))
         return
@@ -83,12 +121,26 @@ export function registerSessionCommands (program: Command): void {
     }))
 
   sessions.command('show <id>')
-    .description('one session: times, counts, integrity, batches, flag, metadata')
-    .option('--json', 'print JSON')
-    .action((id: string, options: { json?: boolean }) => withContext(async ({ pool }) => {
-      const found = await requireSession(pool, positiveInt(id, 'id'))
+    .description('one session: times, counts, integrity, batches, flag, metadata and its completeness report')
+    .option('--recompute', 'compute the report again and store it (e.g. after an upgrade)')
+    .option('--json', 'print JSON: the session with batches and the full report (null while recording)')
+    .action((id: string, options: { json?: boolean, recompute?: boolean }) => withContext(async ({ pool, config }) => {
+      const sessionId = positiveInt(id, 'id')
+      // The report first: the session read after it is at least as recent (ended, with the summary).
+      const result = await reportOf(pool, config, sessionId, options.recompute ?? false)
+      if (result.status === 'not-found') throw new CliError(`Session ${sessionId} does not exist.`)
+      const found = await requireSession(pool, sessionId)
+      const report = result.status === 'ready' ? result.report : null
       const batches = await findBatchSummary(pool, found.id)
-      console.log(options.json ? JSON.stringify({ ...found, batches }) : describeSession(found, batches))
+      if (options.json) {
+        console.log(JSON.stringify({ ...found, batches, report }))
+        return
+      }
+      console.log(describeSession(found, batches))
+      console.log()
+      console.log(report
+        ? describeReport(report)
+        : 'Completeness report: none yet, the session is still recording; the report is computed when it ends.')
     }))
 
   sessions.command('export [id]')

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CSV_HEADER } from '../../src/db/readings-export.js'
-import { SENSORS } from '../../src/schemas/readings.js'
+import { SENSORS, type Sensor } from '../../src/schemas/readings.js'
+import { sessionReport, type SessionReport } from '../../src/schemas/session-report.js'
 import { insertReadings, insertSession, type ReadingFixture } from '../fixtures/sessions.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 
@@ -162,5 +163,170 @@ describe('motion-ingest sessions list, show and purge', () => {
     expect(unguarded.stderr).toContain('--flagged')
     expect(badDuration.code).toBe(1)
     expect(badDuration.stderr).toContain('--older-than must be a number followed by s, m, h, d or w')
+  })
+})
+
+interface RecordingFixture {
+  createdAt: string
+  sensors: readonly Sensor[]
+  /** The batch ids written; batch b holds BATCH_SECONDS of readings at RATE_HZ per sensor, starting b * BATCH_SECONDS in. */
+  batchIds: number[]
+  integrity?: 'ok' | 'mismatch' | 'unreported'
+  sent?: number
+}
+
+const START = Date.parse('2024-07-01T10:00:00Z')
+const RATE_HZ = 10
+const BATCH_SECONDS = 15
+const PER_BATCH = RATE_HZ * BATCH_SECONDS
+
+/**
+ * Adds batches to a session as the recording path leaves them: readings, and
+ * a ledger row with device span and receive time, 150 ms after the batch's
+ * last reading and 1 ms later per batch (a clock drifting by -1 ms per 15 s).
+ */
+async function writeBatches (sessionId: number, sensors: readonly Sensor[], batchIds: number[]): Promise<void> {
+  for (const batch of batchIds) {
+    const first = START + batch * BATCH_SECONDS * 1000
+    const readings: ReadingFixture[] = []
+    for (let k = 0; k < PER_BATCH; k++) {
+      const timestamp = new Date(first + k * 1000 / RATE_HZ).toISOString()
+      for (const sensor of sensors) readings.push({ timestamp, sensor, x: k, y: -k, z: batch })
+    }
+    await insertReadings(app.db, sessionId, readings)
+    const last = first + (PER_BATCH - 1) * 1000 / RATE_HZ
+    await app.db.query(
+      `insert into session_batches (session_id, batch_id, reading_count, received_at, first_reading_at, last_reading_at)
+       values ($1, $2, $3, $4, $5, $6)`,
+      [sessionId, batch, readings.length, new Date(last + 150 + batch).toISOString(), new Date(first).toISOString(), new Date(last).toISOString()])
+  }
+}
+
+async function recordSession (userId: number, fixture: RecordingFixture): Promise<number> {
+  const id = await insertSession(app.db, userId, { createdAt: fixture.createdAt, metadata: { sampleRateHz: RATE_HZ } })
+  await writeBatches(id, fixture.sensors, fixture.batchIds)
+  await app.db.query('update sessions set integrity = $2, total_sensor_readings_sent = $3 where id = $1',
+    [id, fixture.integrity ?? 'ok', fixture.sent ?? null])
+  return id
+}
+
+const ALL_BATCHES = [0, 1, 2, 3, 4, 5]
+const reporting = await createUserWithToken(app, 'BETATESTER')
+// Batches 2 and 3 never arrived, and the magnetometer recorded nothing.
+const lossy = await recordSession(reporting.user.id, {
+  createdAt: '2024-07-01T10:00:00Z', sensors: ['Accelerometer', 'Gyroscope'], batchIds: [0, 1, 4, 5], integrity: 'unreported'
+})
+const clean = await recordSession(reporting.user.id, { createdAt: '2024-07-02T10:00:00Z', sensors: SENSORS, batchIds: ALL_BATCHES })
+const mismatched = await recordSession(reporting.user.id, {
+  createdAt: '2024-07-03T10:00:00Z', sensors: SENSORS, batchIds: ALL_BATCHES, integrity: 'mismatch', sent: 3000
+})
+const notComputed = await insertSession(app.db, reporting.user.id, { createdAt: '2024-07-04T10:00:00Z' })
+// Created now, or the app's reaper would end it as expired.
+const active = await insertSession(app.db, reporting.user.id, { destroyed: false })
+
+const httpReport = async (id: number) => (await app.inject({ url: `/sessions/${id}/report`, headers: bearer(admin.token) })).json<SessionReport>()
+
+describe('motion-ingest sessions show: the completeness report', () => {
+  it('shows an incomplete session\'s problems, lost batches, sensors and clock in under 100 columns', async () => {
+    const run = await cli(['sessions', 'show', String(lossy)])
+    expect(run.code, run.stderr).toBe(0)
+    const out = run.stdout
+    expect(out).toContain(`Session ${lossy} of user ${reporting.user.id}`)
+    expect(out).toContain('  verdict    incomplete\n')
+    expect(out).toMatch(/problems +lost_batches \(2\), missing_sensor \(Magnetometer\), gaps \(2\),\s+rate_below_intended\n/)
+    expect(out).toContain('batches    4 written (ids 0-5), 2 lost: 2-3')
+    expect(out).toContain('integrity  unreported: 1200 written, the phone reported no count sent')
+    expect(out).toMatch(/warnings +integrity_unreported/)
+    expect(out).toContain('device minus server time, 4 batches received across 75 s: median -152.5 ms')
+    expect(out).toContain('drift -66.7 ppm')
+    expect(out).toMatch(/readings +600 +600 +0\n/)
+    expect(out).toMatch(/expected +yes +yes +yes\n/)
+    expect(out).toMatch(/median interval +100 ms +100 ms +-\n/)
+    expect(out).toMatch(/longest gap +30100 ms +30100 ms +-\n/)
+    for (const line of out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100)
+  })
+
+  it('prints the session with its batches and the full report as JSON, the report the HTTP API serves', async () => {
+    const run = await cli(['sessions', 'show', String(lossy), '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    const shown = JSON.parse(run.stdout) as { id: number, batches: unknown, report: SessionReport }
+    expect(shown).toMatchObject({ id: lossy, userId: reporting.user.id, integrity: 'unreported', batches: { written: 4, highestBatchId: 5, missing: 2 } })
+    const report = sessionReport.parse(shown.report)
+    expect(report.summary).toMatchObject({ complete: false, lostBatches: 2, missingSensors: ['Magnetometer'] })
+    expect(report.summary.problems).toEqual(expect.arrayContaining(['lost_batches', 'missing_sensor']))
+    expect(report.batches).toMatchObject({ written: 4, lost: 2, lostRanges: [[2, 3]], lostRangesTruncated: false })
+    expect(report.sensors.Magnetometer).toMatchObject({ expected: true, readings: 0 })
+    expect(report.sensors.Accelerometer).toMatchObject({ readings: 600, medianIntervalMs: 100, intendedHz: RATE_HZ, gaps: { count: 1, longestMs: 30100 } })
+    expect(report.clock).toMatchObject({ batches: 4, offsetMs: { median: -152.5, min: -155, max: -150 }, driftPpm: -66.7 })
+    expect(report.timeline.readings.Accelerometer.reduce((a, b) => a + b, 0)).toBe(600)
+    expect(report).toEqual(await httpReport(lossy))
+  })
+
+  it('says an active session is still recording, with report null in JSON', async () => {
+    const [text, json] = await Promise.all([cli(['sessions', 'show', String(active)]), cli(['sessions', 'show', String(active), '--json'])])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toContain('the session is still recording; the report is computed when it ends')
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: active, destroyedAt: null, report: null })
+  })
+
+  it('keeps the stored report until --recompute computes and stores it again', async () => {
+    const later = await createUserWithToken(app, 'BETATESTER')
+    const id = await recordSession(later.user.id, { createdAt: '2024-07-06T10:00:00Z', sensors: SENSORS, batchIds: [0, 1, 3] })
+    const show = async (...args: string[]) => {
+      const run = await cli(['sessions', 'show', String(id), '--json', ...args])
+      expect(run.code, run.stderr).toBe(0)
+      return (JSON.parse(run.stdout) as { report: SessionReport }).report
+    }
+    const first = await show()
+    expect(first.batches.lostRanges).toEqual([[2, 2]])
+    // The batch turns up late (say, restored from the phone): the stored report does not see it ...
+    await writeBatches(id, SENSORS, [2])
+    expect(await show()).toEqual(first)
+    // ... until it is recomputed, and the recomputed one is what is stored.
+    const recomputed = await show('--recompute')
+    expect(recomputed.summary).toMatchObject({ complete: true, lostBatches: 0 })
+    expect(recomputed.computedAt > first.computedAt).toBe(true)
+    expect(await show()).toEqual(recomputed)
+  })
+})
+
+describe('motion-ingest sessions list: report filters', () => {
+  const ids = async (...args: string[]) => {
+    const run = await cli(['sessions', 'list', '--json', ...args])
+    expect(run.code, run.stderr).toBe(0)
+    return (JSON.parse(run.stdout) as { items: Array<{ id: number }> }).items.map(item => item.id)
+  }
+
+  it('selects sessions by report verdict and integrity, and shows the verdict in the table', async () => {
+    for (const id of [lossy, clean, mismatched]) await app.reports.report(id)
+    const user = ['--user', String(reporting.user.id)]
+    expect(await ids(...user)).toEqual([active, notComputed, mismatched, clean, lossy])
+    expect(await ids(...user, '--incomplete')).toEqual([mismatched, lossy])
+    expect(await ids(...user, '--complete')).toEqual([clean])
+    expect(await ids(...user, '--integrity', 'unreported')).toEqual([lossy])
+    expect(await ids(...user, '--integrity', 'ok', '--complete')).toEqual([clean])
+    // Without --user: every user's sessions, and this is the only mismatch in the database.
+    expect(await ids('--integrity', 'mismatch')).toEqual([mismatched])
+
+    const table = await cli(['sessions', 'list', ...user])
+    expect(table.code, table.stderr).toBe(0)
+    // The id column follows console.table's index column.
+    const rowOf = (id: number) => table.stdout.split('\n').find(line => new RegExp(`^│ \\d+ +│ ${id} +│`).test(line)) ?? ''
+    expect(rowOf(clean)).toContain("'complete'")
+    expect(rowOf(mismatched)).toContain("'integrity_mismatch'")
+    expect(rowOf(lossy)).toContain('lost_batches,missing_sensor')
+    expect(rowOf(notComputed)).toContain("'not computed'")
+    expect(table.stdout).toContain('5 of 5 sessions')
+  })
+
+  it('rejects a bad --integrity and --incomplete with --complete', async () => {
+    const [badIntegrity, both] = await Promise.all([
+      cli(['sessions', 'list', '--integrity', 'maybe']),
+      cli(['sessions', 'list', '--incomplete', '--complete'])
+    ])
+    expect(badIntegrity).toMatchObject({ code: 1, stdout: '' })
+    expect(badIntegrity.stderr.trim()).toBe('error: --integrity must be one of ok, mismatch, unreported, got "maybe".')
+    expect(both).toMatchObject({ code: 1, stdout: '' })
+    expect(both.stderr.trim()).toBe('error: Give --incomplete or --complete, not both.')
   })
 })
