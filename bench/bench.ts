@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { envSchema } from '../src/config.js'
 import type { Pool } from '../src/db/pool.js'
 import type { StorageInfo } from '../src/db/storage.js'
 import { copyBaseline, insertBaseline, planRows, type BaselineResult, type RowPlan } from './baselines.js'
 import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
 import { runExportPhase, type ExportResult } from './export.js'
 import { runLoad } from './load.js'
+import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
@@ -44,6 +46,10 @@ export interface BenchOptions {
   /** Readings in the export session; 0 skips the export phase. */
   exportReadings: number
   exportRepeats: number
+  /** Readings of each session whose completeness report is timed (one session per size); empty skips the report phase. */
+  reportReadings: number[]
+  /** The report and its baseline each run this many times; the best run counts. */
+  reportRepeats: number
   /** Extra environment for the service (ingest knobs). */
   serverEnv: Record<string, string>
   /** Write a V8 CPU profile of the service for each phase into the results folder. */
@@ -74,6 +80,8 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     naiveMaxRows: 1_500_000,
     exportReadings: 1_000_000,
     exportRepeats: 2,
+    reportReadings: [1_000_000, 180_000],
+    reportRepeats: 3,
     serverEnv: {},
     cpuProf: false,
     resultsDir: path.join(REPO_ROOT, 'bench', 'results'),
@@ -145,6 +153,8 @@ export interface BenchResult {
   limit?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   naive?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   export?: ExportResult
+  /** The completeness report of long sessions against reading their rows once. */
+  sessionReport?: ReportPhaseResult
   ratios: { floodVsLimit?: number, floodVsNaive?: number }
   targets: Target[]
   /** Every service phase stored exactly what it acknowledged, and nothing went wrong. */
@@ -165,7 +175,8 @@ interface Context {
 /**
  * The whole benchmark: service phases (real time, flood) against the service
  * in its own process, then the binary COPY and naive INSERT baselines on the
- * same table, then the CSV export against COPY TO. Returns everything measured.
+ * same table, then the CSV export against COPY TO, then the completeness
+ * report of long sessions against reading their rows once. Returns everything measured.
  */
 export async function runBench (partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
   const options = defaultBenchOptions(partial)
@@ -222,6 +233,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       await truncateReadings(pool)
     }
     if (options.exportReadings > 0) result.export = await exportPhase(ctx)
+    if (options.reportReadings.length > 0) result.sessionReport = await reportPhase(ctx, prepared.storage.readingsHypertable)
 
     if (result.flood && result.limit) result.ratios.floodVsLimit = result.flood.readingsPerSecond / result.limit.readingsPerSecond
     if (result.flood && result.naive) result.ratios.floodVsNaive = result.flood.readingsPerSecond / result.naive.readingsPerSecond
@@ -240,6 +252,10 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     }
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)
+    if (result.sessionReport?.status === 'failed') result.problems.push(`report: ${result.sessionReport.message}`)
+    for (const size of result.sessionReport?.sizes ?? []) {
+      if (!size.verified) result.problems.push(`report: the report of the ${size.readings}-reading session did not find exactly the built-in defects: ${size.problems.slice(0, 5).join('; ')}`)
+    }
     result.correct = result.problems.length === 0
     result.targets = evaluateTargets(result)
     result.finishedAt = new Date().toISOString()
@@ -449,6 +465,22 @@ async function exportPhase (ctx: Context): Promise<ExportResult> {
   }
 }
 
+async function reportPhase (ctx: Context, timescaledb: boolean): Promise<ReportPhaseResult> {
+  const { options } = ctx
+  await settle(ctx, 'report')
+  return await runReportPhase({
+    pool: ctx.pool,
+    userId: ctx.users[ctx.users.length - 1]!.id,
+    sizes: options.reportReadings,
+    repeats: options.reportRepeats,
+    timescaledb,
+    // The bound the service puts on one report (statement_timeout): slower, and the report fails there.
+    serviceTimeoutMs: envSchema.shape.SESSION_REPORT_TIMEOUT_MS.parse(options.serverEnv.SESSION_REPORT_TIMEOUT_MS),
+    truncate: () => truncateReadings(ctx.pool),
+    say: options.say
+  })
+}
+
 function evaluateTargets (result: BenchResult): Target[] {
   const targets: Target[] = []
   const pct = (value: number) => `${(value * 100).toFixed(0)}%`
@@ -487,6 +519,15 @@ function evaluateTargets (result: BenchResult): Target[] {
     value: exp?.ratio !== undefined ? pct(exp.ratio) : exp ? exp.status : 'not measured',
     met: exp?.ratio !== undefined ? exp.ratio >= 0.8 : undefined
   })
+  const report = result.sessionReport
+  for (const size of report?.sizes ?? []) {
+    targets.push({
+      name: `session report, ${size.readings.toLocaleString('en')} readings`,
+      goal: `< SESSION_REPORT_TIMEOUT_MS (${report!.serviceTimeoutMs / 1000} s)`,
+      value: `${size.report.seconds.toFixed(2)} s, ${size.ratio.toFixed(1)}x one read of its rows`,
+      met: size.report.seconds * 1000 < report!.serviceTimeoutMs
+    })
+  }
   if (flood) {
     // Keeps the flood figure honest: if the generator saturated its own loop, the service was not the limit.
     const busiest = Math.max(0, ...flood.generatorEventLoopUtilization)

@@ -47,7 +47,7 @@ function baselineRow (label: string, baseline: NonNullable<BenchResult['limit']>
   ]
 }
 
-/** The results as Markdown: the main table, the export line, targets, and any problems. */
+/** The results as Markdown: the main table, the export and report lines, targets, and any problems. */
 export function formatReport (result: BenchResult): string {
   const rows: string[][] = []
   if (result.realtime) rows.push(servicePhaseRow(result.realtime, result))
@@ -77,6 +77,17 @@ export function formatReport (result: BenchResult): string {
       out.push(`CSV export: ${exp.status}: ${exp.message}` +
         (exp.direct ? ` (COPY TO alone: ${int(exp.direct.readingsPerSecond)} readings/s)` : ''))
     }
+  }
+  const sessionReport = result.sessionReport
+  if (sessionReport) {
+    out.push('')
+    for (const size of sessionReport.sizes) {
+      out.push(`Completeness report of a ${int(size.readings)}-reading session (${fixed(size.sessionMinutes)} min at 3 x 100 Hz): ` +
+        `ensureSessionReport ${int(size.report.readingsPerSecond)} readings/s (${fixed(size.report.seconds, 3)} s) vs reading its rows once ` +
+        `${int(size.baseline.readingsPerSecond)} readings/s (${fixed(size.baseline.seconds, 3)} s): ${times(size.ratio)} the read, best of ${sessionReport.repeats}; ` +
+        `found exactly the built-in lost batch and gaps: ${size.verified ? 'yes' : 'NO'}.`)
+    }
+    if (sessionReport.status === 'failed') out.push(`Completeness report: failed: ${sessionReport.message}`)
   }
   out.push('')
   out.push(markdownTable(['target', 'goal', 'measured', 'met'], result.targets.map(target =>

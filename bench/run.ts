@@ -21,6 +21,9 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --baseline-rows N           baseline size (default: readings acked in flood)
   --naive-max-rows N          cap of the INSERT baseline (default 1500000)
   --export-readings N         size of the CSV export session (default 1000000; 0 skips)
+  --report-readings N,M,...   sizes of the sessions whose completeness report is timed
+                              (default 1000000,180000; 0 skips)
+  --report-repeats N          runs of each report and its baseline, best counts (default 3)
   --server-env KEY=VALUE      extra service environment (repeatable), e.g. INGEST_WRITERS=3
   --cpu-prof                  write V8 CPU profiles of the service to bench/results
   --loadtest                  use a TimescaleDB container (testcontainers) when a runtime exists
@@ -58,6 +61,8 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       'naive-max-rows': { type: 'string' },
       'export-readings': { type: 'string' },
       'export-repeats': { type: 'string' },
+      'report-readings': { type: 'string' },
+      'report-repeats': { type: 'string' },
       'server-env': { type: 'string', multiple: true },
       'cpu-prof': { type: 'boolean' },
       loadtest: { type: 'boolean' },
@@ -101,11 +106,17 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
   }
   const numbers: Array<[keyof BenchOptions, string]> = [
     ['window', 'window'], ['workers', 'workers'], ['baselineRows', 'baseline-rows'], ['naiveMaxRows', 'naive-max-rows'],
-    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['timeoutMs', 'timeout-ms'], ['quietWaitSeconds', 'quiet-wait']
+    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['reportRepeats', 'report-repeats'],
+    ['timeoutMs', 'timeout-ms'], ['quietWaitSeconds', 'quiet-wait']
   ]
   for (const [key, flag] of numbers) {
     const value = positive(flag, values[flag as keyof typeof values] as string | undefined)
     if (value !== undefined) (options as Record<string, unknown>)[key] = value
+  }
+  if (values['report-readings'] !== undefined) {
+    // A list of sizes; 0 (or an empty list) skips the phase.
+    options.reportReadings = values['report-readings'].split(',').filter(item => item.trim() !== '')
+      .map(item => positive('report-readings', item.trim())!).filter(readings => readings > 0)
   }
   return options
 }

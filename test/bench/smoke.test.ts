@@ -12,7 +12,7 @@ describe('bench smoke', () => {
   let resultsDir = ''
   afterAll(async () => { if (resultsDir) await rm(resultsDir, { recursive: true, force: true }) })
 
-  it('runs real time and flood against the service, the baselines and the export, and stores every acked reading', async () => {
+  it('runs real time and flood against the service, the baselines, the export and the report, and stores every acked reading', async () => {
     const databaseUrl = await createTestDatabase()
     resultsDir = await mkdtemp(path.join(tmpdir(), 'motion-ingest-bench-'))
     const lines: string[] = []
@@ -25,6 +25,8 @@ describe('bench smoke', () => {
       naiveMaxRows: 7500,
       exportReadings: 7500,
       exportRepeats: 1,
+      reportReadings: [3000],
+      reportRepeats: 1,
       resultsDir,
       timeoutMs: 15_000,
       say: line => lines.push(line)
@@ -47,5 +49,13 @@ describe('bench smoke', () => {
     expect(result.naive!.rows).toBe(7500)
     expect(result.export!.status, result.export!.message).toBe('measured')
     expect(report).toContain('limit: binary COPY')
+    // The report phase: the report of a session with built-in defects finds exactly those (never a speed).
+    expect(result.sessionReport).toMatchObject({ status: 'measured', repeats: 1 })
+    const [size] = result.sessionReport!.sizes
+    expect(size!.problems).toEqual([])
+    expect(size!.verified).toBe(true)
+    expect(size!.readings).toBe(3000)
+    expect(size!.summary).toMatchObject({ lostBatches: 1, gaps: 12, duplicateTimestamps: 0, missingSensors: [] })
+    expect(report).toContain('Completeness report of a 3,000-reading session')
   }, 90_000)
 })
