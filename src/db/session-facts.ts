@@ -20,33 +20,55 @@ export interface EndedSessionRow {
 }
 
 /**
- * Per sensor, in one pass over the session's rows sorted by (sensor, ts):
- * the interval to the previous reading, then the median of the non-zero
- * intervals, then (joining the median back) jitter and gaps. date_part
- * rather than extract: it stays in float8 where extract would compute in
- * numeric, several times slower over a million rows.
+ * Per sensor, from one sort of the session's rows by (sensor, ts): the
+ * interval to the previous reading in whole microseconds (timestamps are
+ * microseconds, so intervals are exact), then a histogram of intervals per
+ * sensor. Everything else comes from the histogram, which has one row per
+ * distinct interval (a handful for a steady sensor): the median (as
+ * percentile_cont would interpolate it), jitter (standard deviation of the
+ * intervals that are neither duplicates nor gaps, in exact numeric sums),
+ * gaps, duplicates. A median by percentile_cont would sort every interval a
+ * second time; this halves the report's cost on long sessions.
  */
 const SENSOR_FACTS_SQL = `
-with r as (
-  select sensor, ts, date_part('epoch', ts - lag(ts) over (partition by sensor order by ts)) * 1000 as dt_ms
-  from readings
-  where session_id = $1 and ts >= $2 and ts <= $3
+with h as (
+  select sensor, dt_us, count(*) as n, min(ts) as first_ts, max(ts) as last_ts
+  from (
+    select sensor, ts, round(date_part('epoch', ts - lag(ts) over (partition by sensor order by ts)) * 1e6)::bigint as dt_us
+    from readings
+    where session_id = $1 and ts >= $2 and ts <= $3
+  ) d
+  group by sensor, dt_us
+), positive as (
+  select sensor, dt_us, n, sum(n) over (partition by sensor order by dt_us) as upto, sum(n) over (partition by sensor) as total
+  from h where dt_us > 0
+), medians as materialized (
+  -- Materialized: computed once; inlined, the planner may re-run it for every histogram row.
+  select sensor,
+    (min(dt_us) filter (where upto > floor((total - 1) / 2.0)) + min(dt_us) filter (where upto > ceil((total - 1) / 2.0))) / 2.0 as median_us
+  from positive group by sensor
 ), per_sensor as (
-  select sensor, count(*)::int as readings, min(ts) as first_ts, max(ts) as last_ts,
-    (count(*) filter (where dt_ms = 0))::int as duplicates,
-    percentile_cont(0.5) within group (order by dt_ms) filter (where dt_ms > 0) as median_ms
-  from r group by sensor
+  select h.sensor, sum(h.n)::int as readings, min(h.first_ts) as first_ts, max(h.last_ts) as last_ts,
+    coalesce(sum(h.n) filter (where h.dt_us = 0), 0)::int as duplicates,
+    m.median_us,
+    sum(h.n) filter (where h.dt_us > 0 and h.dt_us <= ${GAP_FACTOR} * m.median_us) as regular,
+    sum(h.n * h.dt_us::numeric) filter (where h.dt_us > 0 and h.dt_us <= ${GAP_FACTOR} * m.median_us) as regular_sum,
+    sum(h.n * h.dt_us::numeric * h.dt_us) filter (where h.dt_us > 0 and h.dt_us <= ${GAP_FACTOR} * m.median_us) as regular_squares,
+    coalesce(sum(h.n) filter (where h.dt_us > ${GAP_FACTOR} * m.median_us), 0)::int as gaps,
+    max(h.dt_us) filter (where h.dt_us > ${GAP_FACTOR} * m.median_us) as longest_gap_us,
+    coalesce(sum(h.n * (h.dt_us - m.median_us)) filter (where h.dt_us > ${GAP_FACTOR} * m.median_us), 0) as missing_us
+  from h left join medians m on m.sensor = h.sensor
+  group by h.sensor, m.median_us
 )
-select p.sensor, p.readings, p.duplicates, p.median_ms,
-  ${isoTimestampSql('p.first_ts')} as first_ts, ${isoTimestampSql('p.last_ts')} as last_ts,
-  date_part('epoch', p.last_ts - p.first_ts) as duration_s,
-  stddev_pop(r.dt_ms) filter (where r.dt_ms > 0 and r.dt_ms <= ${GAP_FACTOR} * p.median_ms) as jitter_ms,
-  (count(*) filter (where r.dt_ms > ${GAP_FACTOR} * p.median_ms))::int as gaps,
-  max(r.dt_ms) filter (where r.dt_ms > ${GAP_FACTOR} * p.median_ms) as longest_gap_ms,
-  coalesce(sum(r.dt_ms - p.median_ms) filter (where r.dt_ms > ${GAP_FACTOR} * p.median_ms), 0) as missing_ms
-from per_sensor p join r on r.sensor = p.sensor
-group by p.sensor, p.readings, p.duplicates, p.median_ms, p.first_ts, p.last_ts
-order by p.sensor`
+select sensor, readings, duplicates, gaps,
+  (median_us / 1000)::float8 as median_ms,
+  (sqrt(greatest(regular_squares / regular - (regular_sum / regular) ^ 2, 0)) / 1000)::float8 as jitter_ms,
+  (longest_gap_us / 1000.0)::float8 as longest_gap_ms,
+  (missing_us / 1000)::float8 as missing_ms,
+  ${isoTimestampSql('first_ts')} as first_ts, ${isoTimestampSql('last_ts')} as last_ts,
+  date_part('epoch', last_ts - first_ts) as duration_s
+from per_sensor
+order by sensor`
 
 /** Holes in the batch id sequence (which starts at 0), as inclusive ranges, in order. */
 const LOST_RANGES_SQL = `

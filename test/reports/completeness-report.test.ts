@@ -50,7 +50,8 @@ function stream (spec: StreamSpec): Reading[] {
 const endingNow = (samples: number, periodMs: number) => Date.now() - samples * periodMs
 
 interface Recording {
-  readings: Reading[]
+  /** A function is called once the session exists, so device times ending "now" end when sending starts. */
+  readings: Reading[] | (() => Reading[])
   metadata?: Record<string, unknown>
   /** Batch ids not sent (lost on the way). */
   lose?: number[]
@@ -58,12 +59,13 @@ interface Recording {
   totalSent?: number
 }
 
-async function record ({ readings, metadata = {}, lose = [], totalSent }: Recording) {
+async function record ({ readings: given, metadata = {}, lose = [], totalSent }: Recording) {
   const tester = await createUserWithToken(app, 'BETATESTER')
   const phone = await TestPhone.connect(wsUrl(app), bearer(tester.token))
   phones.push(phone)
   phone.send('create_session', { metadata })
   const { sessionId } = await phone.expect('session_created') as { sessionId: number }
+  const readings = typeof given === 'function' ? given() : given
   let sent = 0
   for (let batchId = 0; batchId * BATCH < readings.length; batchId++) {
     if (lose.includes(batchId)) continue
@@ -75,7 +77,7 @@ async function record ({ readings, metadata = {}, lose = [], totalSent }: Record
   const destroyed = await phone.expect('session_destroyed')
   const response = await app.inject({ method: 'GET', url: `/sessions/${sessionId}/report`, headers: bearer(tester.token) })
   expect(response.statusCode).toBe(200)
-  return { sessionId, destroyed, report: response.json(), tester }
+  return { sessionId, destroyed, report: response.json(), tester, readings }
 }
 
 const count = (readings: Reading[], sensor: SensorName) => readings.filter(r => r.sensor === sensor).length
@@ -84,9 +86,14 @@ const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '000Z')
 describe('the completeness report', () => {
   it('finds nothing wrong with a clean session, and says so in session_destroyed', async () => {
     const samples = 200
-    const startMs = endingNow(samples, 10)
-    const readings = stream({ startMs, periodMs: 10, samples })
-    const { sessionId, destroyed, report } = await record({ readings, metadata: { sampleRateHz: 100 } })
+    let startMs = 0
+    const { sessionId, destroyed, report, readings } = await record({
+      readings: () => {
+        startMs = endingNow(samples, 10)
+        return stream({ startMs, periodMs: 10, samples })
+      },
+      metadata: { sampleRateHz: 100 }
+    })
 
     const summary = { complete: true, problems: [], warnings: [], lostBatches: 0, gaps: 0, duplicateTimestamps: 0, missingSensors: [] }
     expect(destroyed.report).toMatchObject(summary)
@@ -134,14 +141,15 @@ describe('the completeness report', () => {
     const samples = 300
     // Gyroscope drops 50 samples (500 ms) after sample 100, and 10 samples (100 ms) after sample 200;
     // Magnetometer drops 2 samples (30 ms between readings: not more than 3x 10 ms, so not a gap).
-    const readings = stream({
-      startMs: endingNow(samples, 10),
-      periodMs: 10,
-      samples,
-      skip: (sensor, i) => (sensor === 'Gyroscope' && ((i > 100 && i <= 150) || (i > 200 && i <= 210))) ||
+    const { destroyed, report } = await record({
+      readings: () => stream({
+        startMs: endingNow(samples, 10),
+        periodMs: 10,
+        samples,
+        skip: (sensor, i) => (sensor === 'Gyroscope' && ((i > 100 && i <= 150) || (i > 200 && i <= 210))) ||
         (sensor === 'Magnetometer' && i > 50 && i <= 52)
+      })
     })
-    const { destroyed, report } = await record({ readings })
     expect(report.sensors.Gyroscope.gaps).toEqual({ count: 2, longestMs: 510, missingMs: 600 })
     expect(report.sensors.Gyroscope.medianIntervalMs).toBe(10)
     expect(report.sensors.Magnetometer.gaps).toEqual({ count: 0, longestMs: null, missingMs: 0 })
@@ -166,13 +174,15 @@ describe('the completeness report', () => {
   it('counts readings with duplicate timestamps, without counting them as gaps or rate', async () => {
     const samples = 150
     // The accelerometer repeats 8 of its timestamps, the gyroscope one.
-    const readings = stream({
-      startMs: endingNow(samples, 10),
-      periodMs: 10,
-      samples,
-      repeat: (sensor, i) => (sensor === 'Accelerometer' && i % 20 === 5) || (sensor === 'Gyroscope' && i === 40)
+    const { report, readings } = await record({
+      readings: () => stream({
+        startMs: endingNow(samples, 10),
+        periodMs: 10,
+        samples,
+        repeat: (sensor, i) => (sensor === 'Accelerometer' && i % 20 === 5) || (sensor === 'Gyroscope' && i === 40)
+      }),
+      metadata: { sampleRateHz: 100 }
     })
-    const { report } = await record({ readings, metadata: { sampleRateHz: 100 } })
     // 150 samples x 3 sensors + 9 repeats = 459 readings, cut to 450: the last three samples (9 readings) go.
     expect(readings).toHaveLength(450)
     expect(count(readings, 'Accelerometer')).toBe(147 + 8)
@@ -191,8 +201,7 @@ describe('the completeness report', () => {
   it('measures a skewed device clock as its offset from the server clock', async () => {
     const samples = 300
     const skewMs = 90_000
-    const readings = stream({ startMs: endingNow(samples, 10) + skewMs, periodMs: 10, samples })
-    const { report } = await record({ readings })
+    const { report } = await record({ readings: () => stream({ startMs: endingNow(samples, 10) + skewMs, periodMs: 10, samples }) })
     const offset = report.clock.offsetMs
     // The device is 90 s ahead; the measured offset is that less the upload delay of a local socket.
     expect(offset.median).toBeGreaterThan(skewMs - 2000)
@@ -208,9 +217,8 @@ describe('the completeness report', () => {
 
   it('lists lost batches as holes in the batch id sequence, and the count mismatch they cause', async () => {
     const samples = 200
-    const readings = stream({ startMs: endingNow(samples, 10), periodMs: 10, samples })
+    const { destroyed, report, readings } = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples }), lose: [0, 3, 5, 6] })
     const batches = readings.length / BATCH
-    const { destroyed, report } = await record({ readings, lose: [0, 3, 5, 6] })
     expect(report.batches).toEqual({ written: batches - 4, highestBatchId: batches - 1, lost: 4, lostRanges: [[0, 0], [3, 3], [5, 6]], lostRangesTruncated: false })
     expect(report.integrity).toEqual({ verdict: 'mismatch', sent: readings.length, written: readings.length - 4 * BATCH })
     expect(report.summary).toMatchObject({ complete: false, lostBatches: 4 })
@@ -221,8 +229,7 @@ describe('the completeness report', () => {
 
   it('compares the achieved rate with the intended one', async () => {
     const samples = 120
-    const readings = stream({ startMs: endingNow(samples, 20), periodMs: 20, samples })
-    const { report } = await record({ readings, metadata: { sampleRateHz: 100 } })
+    const { report } = await record({ readings: () => stream({ startMs: endingNow(samples, 20), periodMs: 20, samples }), metadata: { sampleRateHz: 100 } })
     expect(report.sensors.Accelerometer).toMatchObject({ achievedHz: 50, intendedHz: 100, achievedToIntended: 0.5, medianIntervalMs: 20 })
     expect(report.summary).toMatchObject({ complete: false, problems: ['rate_below_intended'] })
   })

@@ -176,6 +176,63 @@ describe('reading reports', () => {
     })
   })
 
+  it('matches the textbook SQL (percentile_cont, stddev_pop over every interval) on jittery, gappy, duplicated timestamps', async () => {
+    const tester = await createUserWithToken(app, 'BETATESTER')
+    const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
+    // 3 sensors near 100 Hz with microsecond jitter, a few pauses and repeated timestamps, reproducibly random.
+    const client = await app.db.connect()
+    try {
+      await client.query('select setseed(0.42)')
+      await client.query(
+      `insert into readings (session_id, ts, sensor, x, y, z)
+       select $1::bigint, timestamptz '2026-01-01 00:00:00+00'
+           + (i * 10000 + floor(random() * 3000) + case when i % 997 = 0 then 250000 else 0 end) * interval '1 microsecond',
+         s::smallint, 0, 0, 0
+       from generate_series(0, 5000) i, generate_series(0, 2) s
+`, [session.id])
+      // Repeated timestamps: every gyroscope reading on a whole multiple of 7 µs comes twice.
+      await client.query(`insert into readings (session_id, ts, sensor, x, y, z)
+        select session_id, ts, sensor, 1, 1, 1 from readings
+        where session_id = $1 and sensor = 1 and (date_part('epoch', ts) * 1e6)::bigint % 7 = 0`, [session.id])
+    } finally {
+      client.release()
+    }
+    await destroySession(app.db, session.id, 'client')
+    const response = await app.inject({ method: 'GET', url: `/sessions/${session.id}/report`, headers: bearer(tester.token) })
+    expect(response.statusCode, response.body).toBe(200)
+    const { sensors } = response.json()
+    const { rows } = await app.db.query<{ sensor: number, readings: number, duplicates: number, median_ms: number, jitter_ms: number, gaps: number, longest_ms: number, missing_ms: number }>(
+      `with d as (
+         select sensor, extract(epoch from ts - lag(ts) over (partition by sensor order by ts)) * 1000 as dt
+         from readings where session_id = $1
+       ), m as (
+         select sensor, count(*)::int as readings, (count(*) filter (where dt = 0))::int as duplicates,
+           percentile_cont(0.5) within group (order by dt) filter (where dt > 0) as median_ms
+         from d group by sensor
+       )
+       select m.sensor, m.readings, m.duplicates, m.median_ms,
+         stddev_pop(d.dt) filter (where d.dt > 0 and d.dt <= 3 * m.median_ms) as jitter_ms,
+         (count(*) filter (where d.dt > 3 * m.median_ms))::int as gaps,
+         max(d.dt) filter (where d.dt > 3 * m.median_ms) as longest_ms,
+         sum(d.dt - m.median_ms) filter (where d.dt > 3 * m.median_ms) as missing_ms
+       from m join d using (sensor) group by m.sensor, m.readings, m.duplicates, m.median_ms order by m.sensor`, [session.id])
+    expect(rows).toHaveLength(3)
+    for (const row of rows) {
+      const reported = sensors[SENSORS[row.sensor] as string]
+      expect(reported).toMatchObject({ readings: row.readings, duplicateTimestamps: row.duplicates, gaps: { count: row.gaps } })
+      // The report rounds to the microsecond (3 decimals of ms); the textbook works in float ms.
+      const close = (actual: number, expected: number) => expect(Math.abs(actual - Number(expected))).toBeLessThanOrEqual(0.0011)
+      close(reported.medianIntervalMs, row.median_ms)
+      close(reported.jitterMs, row.jitter_ms)
+      close(reported.gaps.longestMs, row.longest_ms)
+      close(reported.gaps.missingMs, row.missing_ms)
+      // The fixture must exercise what it claims to.
+      expect(row.gaps).toBeGreaterThan(0)
+      expect(Number(row.jitter_ms)).toBeGreaterThan(0.5)
+    }
+    expect(rows[1]?.duplicates).toBeGreaterThan(40)
+  })
+
   it('lists at most 100 lost ranges and says the list is cut', async () => {
     const tester = await createUserWithToken(app, 'BETATESTER')
     const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
