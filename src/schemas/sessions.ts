@@ -108,7 +108,3 @@ export const sessionFilterQuery = pagingQuery(50, 500).extend({
   integrity: integrity.optional().describe('only sessions with this sent-vs-written verdict'),
   incomplete: queryFlag.optional().describe('true: sessions whose completeness report found a problem; false: those it found whole (sessions without a report match neither)')
 })
-
-export const ownSessionsQuery = sessionFilterQuery.extend({
-  all: queryFlag.optional().describe('admins only: every user\'s sessions instead of their own')
-})
