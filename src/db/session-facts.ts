@@ -74,7 +74,7 @@ with h as (
 )
 select sensor, readings, duplicates, gaps,
   (median_us / 1000)::float8 as median_ms,
-  (sqrt(greatest(regular_squares / regular - (regular_sum / regular) ^ 2, 0)) / 1000)::float8 as jitter_ms,
+  case when regular > 0 then (sqrt(greatest(regular_squares / regular - (regular_sum / regular) ^ 2, 0)) / 1000)::float8 end as jitter_ms,
   (longest_gap_us / 1000.0)::float8 as longest_gap_ms,
   (missing_us / 1000)::float8 as missing_ms,
   ${isoTimestampSql('first_ts')} as first_ts, ${isoTimestampSql('last_ts')} as last_ts,

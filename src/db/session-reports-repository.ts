@@ -14,6 +14,8 @@ export interface ReportOptions extends FactsOptions {
   /** Longest one report's statements may run; a longer one fails and is retried by the reaper. */
   timeoutMs: number
   observer?: ReportObserver
+  /** Told of a report the sweep could not compute (it is retried on later passes). */
+  onSweepFailure?: (sessionId: number, err: unknown) => void
 }
 
 export type EnsureReportResult =
@@ -33,10 +35,17 @@ const SESSION_FOR_REPORT_SQL = `
 select s.id, s.metadata, s.integrity, s.total_sensor_readings_sent, s.total_sensor_readings_written, s.destroyed_at, r.report
 from sessions s left join session_reports r on r.session_id = s.id`
 
-async function computeAndStore (client: PoolClient, session: EndedSessionRow, options: ReportOptions): Promise<SessionReport> {
-  // Bounded: a report that takes longer fails rather than hold a connection and the session's lock.
-  const started = performance.now()
+/**
+ * Bounds every statement of the transaction, the wait for the session's lock
+ * included: a report that takes longer fails rather than hold a connection
+ * and the session's lock.
+ */
+async function boundStatements (client: PoolClient, options: ReportOptions): Promise<void> {
   await client.query(`set local statement_timeout = ${Math.max(1, Math.floor(options.timeoutMs))}`)
+}
+
+async function computeAndStore (client: PoolClient, session: EndedSessionRow, options: ReportOptions): Promise<SessionReport> {
+  const started = performance.now()
   const facts = await gatherSessionFacts(client, session, options)
   const report = buildReport(facts, new Date())
   await client.query(
@@ -53,14 +62,21 @@ async function computeAndStore (client: PoolClient, session: EndedSessionRow, op
  * The session's report, computed and stored first if it has none (or when
  * `recompute`). The session row is locked while the report is computed, so
  * two instances never compute the same one: the second waits and reads it.
+ * The wait and each statement are bounded by `timeoutMs`.
  */
 export async function ensureSessionReport (pool: Pool, sessionId: number, options: ReportOptions & { recompute?: boolean }): Promise<EnsureReportResult> {
   try {
     return await withTransaction(pool, async client => {
+      await boundStatements(client, options)
       const { rows: [row] } = await client.query<LockedSessionRow>(`${SESSION_FOR_REPORT_SQL} where s.id = $1 for no key update of s`, [sessionId])
       if (!row) return { status: 'not-found' }
       if (!row.destroyed_at) return { status: 'active' }
-      if (row.report && !options.recompute) return { status: 'ready', report: row.report }
+      if (!options.recompute) {
+        // The statement above saw session_reports as it was before waiting for the lock; another
+        // instance may have stored the report meanwhile. A new statement sees what it committed.
+        const stored = row.report ?? await findSessionReport(client, sessionId)
+        if (stored) return { status: 'ready', report: stored }
+      }
       return { status: 'ready', report: await computeAndStore(client, row, options) }
     })
   } catch (err) {
@@ -86,6 +102,7 @@ export async function computePendingReports (pool: Pool, limit: number, options:
     let claimed: number | undefined
     try {
       const stored = await withTransaction(pool, async client => {
+        await boundStatements(client, options)
         const { rows: [row] } = await client.query<LockedSessionRow>(
           `${SESSION_FOR_REPORT_SQL}
            where s.report_pending and s.report_attempts < $1
@@ -99,11 +116,12 @@ export async function computePendingReports (pool: Pool, limit: number, options:
       if (!stored) break
       done.push(claimed as number)
     } catch (err) {
-      if (claimed !== undefined) {
-        options.observer?.failed?.()
-        await countFailedAttempt(pool, claimed)
-      }
-      throw err
+      // Before a session was claimed the database itself failed: the next pass tries again.
+      if (claimed === undefined) throw err
+      // One failing report must not hold up the others; it is counted and retried on later passes.
+      options.observer?.failed?.()
+      await countFailedAttempt(pool, claimed)
+      options.onSweepFailure?.(claimed, err)
     }
   }
   return done

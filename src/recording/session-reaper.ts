@@ -41,8 +41,9 @@ export function startSessionReaper ({ db, registry, reporter, intervalMs, log, o
         more = expired.length === REAP_LIMIT && !stopped
       }
       const gone = await findGoneSessions(db, registry.sessionIds())
-      // Phones connected here hear of their session's end with its report, so theirs come first.
-      for (const ended of await reporter.withSummaries(gone.ended)) registry.notifyEnded(ended)
+      // Phones connected here hear of their session's end with its report, each as soon as its
+      // report is ready, so theirs come before the sweep.
+      for (const ended of gone.ended) registry.notifyEnded(await reporter.withSummary(ended))
       for (const sessionId of gone.deleted) registry.notifyDeleted(sessionId)
       if (!stopped) await reporter.sweep(REPORTS_PER_PASS)
     } catch (err) {

@@ -1,3 +1,4 @@
+import { parseIsoTimestampMicros } from '../ingest/timestamps.js'
 import type { Integrity } from '../schemas/integrity.js'
 import {
   REPORT_VERSION, type ClockReport, type ReportProblem, type ReportSummary, type ReportWarning,
@@ -97,7 +98,20 @@ export function intendedRates (metadata: Record<string, unknown>): Map<SensorNam
 const round = (value: number, digits = 3) => Number(value.toFixed(digits))
 const roundOrNull = (value: number | null, digits = 3) => value === null ? null : round(value, digits)
 
-function sensorReport (facts: SensorFacts | undefined, expected: boolean, intendedHz: number | null): SensorReport {
+/** The device time all sensors together cover: from the earliest first reading to the latest last one (µs). */
+interface SessionSpan {
+  firstMicros: number
+  lastMicros: number
+}
+
+function sessionSpan (sensors: SensorFacts[]): SessionSpan | undefined {
+  if (sensors.length === 0) return undefined
+  const firsts = sensors.map(s => parseIsoTimestampMicros(s.firstTimestamp) ?? Infinity)
+  const lasts = sensors.map(s => parseIsoTimestampMicros(s.lastTimestamp) ?? -Infinity)
+  return { firstMicros: Math.min(...firsts), lastMicros: Math.max(...lasts) }
+}
+
+function sensorReport (facts: SensorFacts | undefined, expected: boolean, intendedHz: number | null, span: SessionSpan | undefined): SensorReport {
   if (!facts) {
     return {
       expected,
@@ -111,11 +125,30 @@ function sensorReport (facts: SensorFacts | undefined, expected: boolean, intend
       medianIntervalMs: null,
       jitterMs: null,
       duplicateTimestamps: 0,
-      gaps: { count: 0, longestMs: null, missingMs: 0 }
+      gaps: { count: 0, longestMs: null, missingMs: 0, leadingMs: 0, trailingMs: 0 }
     }
   }
   const distinct = facts.readings - facts.duplicateTimestamps
   const achievedHz = facts.durationSeconds > 0 ? (distinct - 1) / facts.durationSeconds : null
+
+  // A sensor that starts late or stops early has a gap at that edge of the session: the other
+  // sensors show the phone was recording. Without a median interval (under two distinct
+  // timestamps), any shortfall is one.
+  const firstMicros = parseIsoTimestampMicros(facts.firstTimestamp) ?? 0
+  const lastMicros = parseIsoTimestampMicros(facts.lastTimestamp) ?? 0
+  const leadingMs = span ? (firstMicros - span.firstMicros) / 1000 : 0
+  const trailingMs = span ? (span.lastMicros - lastMicros) / 1000 : 0
+  const threshold = facts.medianIntervalMs === null ? 0 : GAP_FACTOR * facts.medianIntervalMs
+  let count = facts.gapCount
+  let longest = facts.longestGapMs
+  let missing = facts.missingMs
+  for (const edge of [leadingMs, trailingMs]) {
+    if (edge <= threshold) continue
+    count++
+    longest = Math.max(longest ?? 0, edge)
+    missing += edge
+  }
+
   return {
     expected,
     readings: facts.readings,
@@ -124,11 +157,12 @@ function sensorReport (facts: SensorFacts | undefined, expected: boolean, intend
     durationSeconds: round(facts.durationSeconds, 6),
     achievedHz: roundOrNull(achievedHz),
     intendedHz,
-    achievedToIntended: intendedHz === null || achievedHz === null ? null : round(achievedHz / intendedHz, 4),
+    // Under two distinct timestamps there is no rate: against an intended one, that is none.
+    achievedToIntended: intendedHz === null ? null : round((achievedHz ?? 0) / intendedHz, 4),
     medianIntervalMs: roundOrNull(facts.medianIntervalMs),
     jitterMs: roundOrNull(facts.jitterMs),
     duplicateTimestamps: facts.duplicateTimestamps,
-    gaps: { count: facts.gapCount, longestMs: roundOrNull(facts.longestGapMs), missingMs: round(facts.missingMs) }
+    gaps: { count, longestMs: roundOrNull(longest), missingMs: round(missing), leadingMs: round(leadingMs), trailingMs: round(trailingMs) }
   }
 }
 
@@ -158,8 +192,9 @@ function clockReport (facts: ClockFacts): ClockReport {
 export function buildReport (facts: SessionFacts, computedAt: Date): SessionReport {
   const rates = intendedRates(facts.metadata)
   const bySensor = new Map(facts.sensors.map(s => [s.sensor, s]))
+  const span = sessionSpan(facts.sensors)
   const sensors = Object.fromEntries(SENSORS.map(sensor =>
-    [sensor, sensorReport(bySensor.get(sensor), rates.has(sensor), rates.get(sensor) ?? null)])) as Record<SensorName, SensorReport>
+    [sensor, sensorReport(bySensor.get(sensor), rates.has(sensor), rates.get(sensor) ?? null, span)])) as Record<SensorName, SensorReport>
 
   const lost = facts.batches.highestBatchId === null ? 0 : facts.batches.highestBatchId + 1 - facts.batches.written
   const clock = clockReport(facts.clock)

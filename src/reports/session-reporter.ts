@@ -12,7 +12,21 @@ import type { ReportSummary } from '../schemas/session-report.js'
  * `report: null` rather than wait.
  */
 export class SessionReporter {
-  constructor (private readonly pool: Pool, private readonly options: ReportOptions, private readonly log: Log) {}
+  private readonly options: ReportOptions
+  private running = 0
+  private readonly queue: Array<() => void> = []
+
+  /**
+   * maxConcurrent: reports computed at once by this instance. They share the
+   * pool with ingest, and many phones ending long sessions together must not
+   * take every connection the writers need.
+   */
+  constructor (private readonly pool: Pool, options: ReportOptions, private readonly log: Log, private readonly maxConcurrent = 2) {
+    this.options = {
+      ...options,
+      onSweepFailure: (sessionId, err) => log.warn({ err, sessionId }, 'Session report not computed; retried on a later pass.')
+    }
+  }
 
   /** The ended sessions with their report summary, computing the missing ones one after another. */
   async withSummaries (ended: EndedSession[]): Promise<EndedSession[]> {
@@ -30,12 +44,25 @@ export class SessionReporter {
 
   /** The full report, computed first if needed (or again, with recompute). */
   async report (sessionId: number, recompute = false): Promise<EnsureReportResult> {
-    return ensureSessionReport(this.pool, sessionId, { ...this.options, recompute })
+    return this.limited(() => ensureSessionReport(this.pool, sessionId, { ...this.options, recompute }))
   }
 
   /** Computes up to `limit` reports nobody computed yet (ended while no phone was connected, or after a failure). */
   async sweep (limit: number): Promise<number[]> {
-    return computePendingReports(this.pool, limit, this.options)
+    return this.limited(() => computePendingReports(this.pool, limit, this.options))
+  }
+
+  private async limited<T> (work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.maxConcurrent) await new Promise<void>(resolve => this.queue.push(resolve))
+    else this.running++
+    try {
+      return await work()
+    } finally {
+      // The slot passes straight to the next waiter, if any.
+      const next = this.queue.shift()
+      if (next) next()
+      else this.running--
+    }
   }
 
   private async summaryOf (sessionId: number): Promise<ReportSummary | null> {

@@ -25,14 +25,16 @@ export const sensorReport = z.object({
   durationSeconds: z.number().nullable().describe('last minus first timestamp'),
   achievedHz: z.number().nullable().describe('(distinct timestamps - 1) / duration'),
   intendedHz: z.number().nullable().describe('from the session metadata (sampleRateHz), when declared'),
-  achievedToIntended: z.number().nullable().describe('achievedHz / intendedHz'),
+  achievedToIntended: z.number().nullable().describe('achievedHz / intendedHz (0 when the sensor has under two distinct timestamps); null without an intended rate'),
   medianIntervalMs: ms.nullable().describe('median time between consecutive distinct timestamps'),
-  jitterMs: ms.nullable().describe('standard deviation of the intervals that are neither duplicates nor gaps'),
+  jitterMs: ms.nullable().describe('standard deviation of the intervals that are neither duplicates nor gaps; null without any'),
   duplicateTimestamps: z.number().int().describe('readings whose timestamp repeats the previous reading of the same sensor'),
   gaps: z.object({
-    count: z.number().int().describe('intervals longer than 3x the median interval'),
+    count: z.number().int().describe('intervals longer than 3x the median interval, and a late start or early stop of as much against the other sensors'),
     longestMs: ms.nullable(),
-    missingMs: ms.describe('sum over the gaps of (gap - median interval): the time a steady stream would have filled')
+    missingMs: ms.describe('sum over the gaps of (gap - median interval), plus the late start and early stop: the time a steady stream would have filled'),
+    leadingMs: ms.describe('how much later than the earliest reading of any sensor this sensor started'),
+    trailingMs: ms.describe('how much earlier than the latest reading of any sensor this sensor stopped')
   })
 })
 export type SensorReport = z.infer<typeof sensorReport>

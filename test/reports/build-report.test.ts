@@ -77,6 +77,47 @@ describe('buildReport', () => {
     expect(at(91, 1).sensors.Accelerometer.achievedToIntended).toBe(0.9)
     expect(at(91, 1).summary.problems).toEqual([])
     expect(at(90, 1).summary.problems).toEqual(['rate_below_intended'])
-    expect(at(1, 0).sensors.Accelerometer).toMatchObject({ achievedHz: null, achievedToIntended: null })
+    // One reading has no rate: against an intended one, that is none at all.
+    expect(at(1, 0).sensors.Accelerometer).toMatchObject({ achievedHz: null, achievedToIntended: 0 })
+    expect(at(1, 0).summary.problems).toEqual(['rate_below_intended'])
+  })
+})
+
+describe('edges of the session', () => {
+  const sensor = (name: 'Accelerometer' | 'Gyroscope', first: string, last: string, readings: number, medianIntervalMs: number | null) => ({
+    sensor: name,
+    readings,
+    firstTimestamp: first,
+    lastTimestamp: last,
+    durationSeconds: 0,
+    duplicateTimestamps: 0,
+    medianIntervalMs,
+    jitterMs: null,
+    gapCount: 0,
+    longestGapMs: null,
+    missingMs: 0
+  })
+
+  it('counts a single reading in a session the other sensor spans as a gap to each edge', () => {
+    const report = buildReport(emptyFacts({
+      metadata: { sampleRateHz: { Accelerometer: 100, Gyroscope: 100 } },
+      sensors: [
+        sensor('Accelerometer', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:01:40.000000Z', 10_001, 10),
+        sensor('Gyroscope', '2026-01-01T00:00:30.000000Z', '2026-01-01T00:00:30.000000Z', 1, null)
+      ]
+    }), new Date())
+    expect(report.sensors.Gyroscope.gaps).toEqual({ count: 2, longestMs: 70_000, missingMs: 100_000, leadingMs: 30_000, trailingMs: 70_000 })
+    expect(report.sensors.Gyroscope.jitterMs).toBeNull()
+    expect(report.summary.problems).toEqual(['gaps', 'rate_below_intended'])
+  })
+
+  it('lets a sensor end within 3 median intervals of the others without a gap', () => {
+    const report = buildReport(emptyFacts({
+      sensors: [
+        sensor('Accelerometer', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:10.000000Z', 1001, 10),
+        sensor('Gyroscope', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:09.970000Z', 998, 10)
+      ]
+    }), new Date())
+    expect(report.sensors.Gyroscope.gaps).toEqual({ count: 0, longestMs: null, missingMs: 0, leadingMs: 0, trailingMs: 30 })
   })
 })

@@ -85,7 +85,7 @@ const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '000Z')
 
 describe('the completeness report', () => {
   it('finds nothing wrong with a clean session, and says so in session_destroyed', async () => {
-    const samples = 200
+    const samples = 100
     let startMs = 0
     const { sessionId, destroyed, report, readings } = await record({
       readings: () => {
@@ -117,7 +117,7 @@ describe('the completeness report', () => {
         medianIntervalMs: 10,
         jitterMs: 0,
         duplicateTimestamps: 0,
-        gaps: { count: 0, longestMs: null, missingMs: 0 }
+        gaps: { count: 0, longestMs: null, missingMs: 0, leadingMs: 0, trailingMs: 0 }
       })
     }
     // Device clock true: the offset is the upload delay, a little below zero.
@@ -150,12 +150,23 @@ describe('the completeness report', () => {
         (sensor === 'Magnetometer' && i > 50 && i <= 52)
       })
     })
-    expect(report.sensors.Gyroscope.gaps).toEqual({ count: 2, longestMs: 510, missingMs: 600 })
+    expect(report.sensors.Gyroscope.gaps).toMatchObject({ count: 2, longestMs: 510, missingMs: 600 })
     expect(report.sensors.Gyroscope.medianIntervalMs).toBe(10)
-    expect(report.sensors.Magnetometer.gaps).toEqual({ count: 0, longestMs: null, missingMs: 0 })
+    expect(report.sensors.Magnetometer.gaps).toMatchObject({ count: 0, longestMs: null, missingMs: 0 })
     expect(report.sensors.Accelerometer.gaps.count).toBe(0)
     expect(report.summary).toMatchObject({ complete: false, problems: ['gaps'], gaps: 2, lostBatches: 0, missingSensors: [] })
     expect(destroyed.report).toEqual(report.summary)
+  })
+
+  it('counts a sensor that stops early or starts late as a gap against the other sensors', async () => {
+    const samples = 300
+    // 300 samples of two sensors and 150 of the third: 750 readings, 25 whole batches.
+    const early = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples, skip: (sensor, i) => sensor === 'Gyroscope' && i >= 150 }) })
+    expect(early.report.sensors.Gyroscope.gaps).toEqual({ count: 1, longestMs: 1500, missingMs: 1500, leadingMs: 0, trailingMs: 1500 })
+    expect(early.report.sensors.Gyroscope.achievedHz).toBe(100)
+    expect(early.report.summary).toMatchObject({ complete: false, problems: ['gaps'], gaps: 1 })
+    const late = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples, skip: (sensor, i) => sensor === 'Magnetometer' && i < 150 }) })
+    expect(late.report.sensors.Magnetometer.gaps).toEqual({ count: 1, longestMs: 1500, missingMs: 1500, leadingMs: 1500, trailingMs: 0 })
   })
 
   it('reports a missing sensor, unless the metadata says the session records without it', async () => {
@@ -199,12 +210,13 @@ describe('the completeness report', () => {
   })
 
   it('measures a skewed device clock as its offset from the server clock', async () => {
-    const samples = 300
+    const samples = 120
     const skewMs = 90_000
     const { report } = await record({ readings: () => stream({ startMs: endingNow(samples, 10) + skewMs, periodMs: 10, samples }) })
     const offset = report.clock.offsetMs
-    // The device is 90 s ahead; the measured offset is that less the upload delay of a local socket.
-    expect(offset.median).toBeGreaterThan(skewMs - 2000)
+    // The device is 90 s ahead. The 1.2 s of readings go out at once, so a batch's last reading is
+    // up to 1.2 s older than its receipt, plus the upload delay of a local socket.
+    expect(offset.median).toBeGreaterThan(skewMs - 3000)
     expect(offset.median).toBeLessThanOrEqual(skewMs + 1)
     expect(offset.min).toBeLessThanOrEqual(offset.p25)
     expect(offset.p25).toBeLessThanOrEqual(offset.median)

@@ -9,7 +9,7 @@ import { TestPhone, wsUrl, type Reading } from '../ws-client.js'
 
 const BATCH = 6
 const databaseUrl = await createTestDatabase()
-const app = await build(databaseUrl, { SENSOR_READINGS_BATCH_SIZE: String(BATCH), SESSION_REAPER_INTERVAL_MS: '100', SESSION_REPORT_TIMEOUT_MS: '300' })
+const app = await build(databaseUrl, { SENSOR_READINGS_BATCH_SIZE: String(BATCH), SESSION_REAPER_INTERVAL_MS: '100', SESSION_REPORT_TIMEOUT_MS: '1000' })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
 const phones: TestPhone[] = []
@@ -155,14 +155,30 @@ describe('reading reports', () => {
     expect((await app.inject({ method: 'GET', url: '/sessions/999999999/report', headers: bearer(admin.token) })).statusCode).toBe(404)
   })
 
+  it('computes a report once when several ask at the same time: the others wait and read it', async () => {
+    const tester = await createUserWithToken(app, 'BETATESTER')
+    const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
+    // Large enough that the first computation is still running when the others ask.
+    await app.db.query(`insert into readings (session_id, ts, sensor, x, y, z)
+      select $1::bigint, timestamptz '2026-01-01 00:00:00+00' + (i / 3) * interval '10 ms', (i % 3)::smallint, 0, 0, 0
+      from generate_series(0, 299999) i`, [session.id])
+    await destroySession(app.db, session.id, 'client')
+    const results = await Promise.all([1, 2, 3].map(() => app.reports.report(session.id)))
+    const computedAt = results.map(result => result.status === 'ready' ? result.report.computedAt : result.status)
+    expect(new Set(computedAt).size).toBe(1)
+    const { rows: [row] } = await app.db.query<{ computed_at: Date }>('select computed_at from session_reports where session_id = $1', [session.id])
+    expect(row?.computed_at.toISOString()).toBe(computedAt[0])
+  })
+
   it('estimates clock drift from the ledger: offset growing 1 ms every 10 s is 100 ppm', async () => {
     const tester = await createUserWithToken(app, 'BETATESTER')
     const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
     // 60 batches received 10 s apart; the device's clock gains 1 ms per batch on a 250 ms head start.
+    // Each batch spans 5 s of device time: the offset is measured from its latest reading.
     await app.db.query(
       `insert into session_batches (session_id, batch_id, reading_count, received_at, first_reading_at, last_reading_at)
        select $1, i, 1, timestamptz '2026-01-01 00:00:00+00' + i * interval '10 s',
-         timestamptz '2026-01-01 00:00:00+00' + i * interval '10 s' + (250 + i) * interval '1 ms',
+         timestamptz '2026-01-01 00:00:00+00' + i * interval '10 s' + (250 + i - 5000) * interval '1 ms',
          timestamptz '2026-01-01 00:00:00+00' + i * interval '10 s' + (250 + i) * interval '1 ms'
        from generate_series(0, 59) i`, [session.id])
     await destroySession(app.db, session.id, 'client')
