@@ -94,6 +94,11 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
     if (result.status === 'metadata-too-large') {
       throw new AppError(413, 'METADATA_TOO_LARGE', `The merged metadata would take ${result.bytes} bytes; the limit is ${options.metadataMaxBytes}`)
     }
+    // The report judges the rate against metadata sampleRateHz: a new intent means a new report.
+    if (result.session.destroyedAt && request.body.metadata && 'sampleRateHz' in request.body.metadata) {
+      const recomputed = await fastify.reports.report(id, true)
+      if (recomputed.status === 'ready') return { ...result.session, report: recomputed.report.summary }
+    }
     return result.session
   })
 }

@@ -158,6 +158,17 @@ describe('the completeness report', () => {
     expect(destroyed.report).toEqual(report.summary)
   })
 
+  it('judges the rate again when the intended rate is corrected afterwards', async () => {
+    const samples = 100
+    const { sessionId, report, tester } = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples }), metadata: { sampleRateHz: 200 } })
+    expect(report.summary.problems).toEqual(['rate_below_intended'])
+    const patched = await app.inject({ method: 'PATCH', url: `/sessions/${sessionId}`, headers: bearer(tester.token), payload: { metadata: { sampleRateHz: 100 } } })
+    expect(patched.statusCode).toBe(200)
+    expect(patched.json().report).toMatchObject({ complete: true, problems: [] })
+    const again = await app.inject({ method: 'GET', url: `/sessions/${sessionId}/report`, headers: bearer(tester.token) })
+    expect(again.json().sensors.Accelerometer).toMatchObject({ intendedHz: 100, achievedToIntended: 1 })
+  })
+
   it('counts a sensor that stops early or starts late as a gap against the other sensors', async () => {
     const samples = 300
     // 300 samples of two sensors and 150 of the third: 750 readings, 25 whole batches.
