@@ -28,7 +28,7 @@ const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> 
   invalid_sensor_readings_batch_size: { data: '`{sessionId, batchId, expected, received}`', when: `the batch does not hold exactly ${f.batchSize} readings` },
   invalid_sensor_reading_schema: { data: '`{sessionId, batchId, issues: [{path, message}]}`', when: 'a reading or field is malformed (paths like `["sensor_readings", 200, "xAxis"]`)' },
   session_destroyed: {
-    data: '`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity, report}`; `report` is the completeness report in short (`{complete, problems, warnings, lostBatches, gaps, duplicateTimestamps, missingSensors, clockOffsetMs}`, see `GET /sessions/{id}/report`), or null when it could not be computed in time',
+    data: '`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity, report}`; `report` is the completeness report in short (`{complete, problems, warnings, lostBatches, gaps, duplicateTimestamps, missingSensors, clockOffsetMs}`, see `GET /sessions/{id}/report`), or null when it could not be computed (timeout, database unavailable); the reaper computes it later',
     when: 'on request (`client`), on expiry (`expired`) or by an admin (`admin`)'
   },
   session_not_found: { data: '`{}`', when: 'write or destroy with no active session' },
