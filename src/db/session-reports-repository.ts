@@ -1,5 +1,5 @@
 import { buildReport } from '../reports/build-report.js'
-import type { ReportSummary, SessionReport } from '../schemas/session-report.js'
+import { REPORT_VERSION, type ReportSummary, type SessionReport } from '../schemas/session-report.js'
 import { withTransaction, type Pool, type PoolClient } from './pool.js'
 import type { Queryable } from './queryable.js'
 import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from './session-facts.js'
@@ -75,7 +75,8 @@ export async function ensureSessionReport (pool: Pool, sessionId: number, option
         // The statement above saw session_reports as it was before waiting for the lock; another
         // instance may have stored the report meanwhile. A new statement sees what it committed.
         const stored = row.report ?? await findSessionReport(client, sessionId)
-        if (stored) return { status: 'ready', report: stored }
+        // A report of an older version means something else: it is computed again.
+        if (stored && stored.version === REPORT_VERSION) return { status: 'ready', report: stored }
       }
       return { status: 'ready', report: await computeAndStore(client, row, options) }
     })
@@ -98,6 +99,8 @@ async function countFailedAttempt (db: Queryable, sessionId: number): Promise<vo
  */
 export async function computePendingReports (pool: Pool, limit: number, options: ReportOptions): Promise<number[]> {
   const done: number[] = []
+  // A report that failed in this pass waits for the next one: its attempts are spread over passes.
+  const failed: number[] = []
   for (let i = 0; i < limit; i++) {
     let claimed: number | undefined
     try {
@@ -105,9 +108,9 @@ export async function computePendingReports (pool: Pool, limit: number, options:
         await boundStatements(client, options)
         const { rows: [row] } = await client.query<LockedSessionRow>(
           `${SESSION_FOR_REPORT_SQL}
-           where s.report_pending and s.report_attempts < $1
+           where s.report_pending and s.report_attempts < $1 and not (s.id = any($2::bigint[]))
            order by s.destroyed_at limit 1
-           for no key update of s skip locked`, [MAX_REPORT_ATTEMPTS])
+           for no key update of s skip locked`, [MAX_REPORT_ATTEMPTS, failed])
         if (!row) return false
         claimed = row.id
         await computeAndStore(client, row, options)
@@ -119,6 +122,7 @@ export async function computePendingReports (pool: Pool, limit: number, options:
       // Before a session was claimed the database itself failed: the next pass tries again.
       if (claimed === undefined) throw err
       // One failing report must not hold up the others; it is counted and retried on later passes.
+      failed.push(claimed)
       options.observer?.failed?.()
       await countFailedAttempt(pool, claimed)
       options.onSweepFailure?.(claimed, err)
@@ -139,4 +143,9 @@ export async function findReportSummaries (db: Queryable, sessionIds: number[]):
   const { rows } = await db.query<{ session_id: number, summary: ReportSummary }>(
     'select session_id, summary from session_reports where session_id = any($1::bigint[])', [sessionIds])
   return new Map(rows.map(row => [row.session_id, row.summary]))
+}
+
+/** Marks an ended session's report as due again, with fresh attempts: the reaper recomputes it. */
+export async function markReportPending (db: Queryable, sessionId: number): Promise<void> {
+  await db.query('update sessions set report_pending = true, report_attempts = 0 where id = $1 and destroyed_at is not null', [sessionId])
 }

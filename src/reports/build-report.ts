@@ -8,6 +8,13 @@ import { SENSORS, type SensorName } from '../schemas/sensors.js'
 
 /** An interval this many times the sensor's median interval is a gap. */
 export const GAP_FACTOR = 3
+/**
+ * A sensor starting this much later, or stopping this much earlier, than the
+ * others has a gap at that edge even when that is under 3 median intervals:
+ * phones start their sensors tens to hundreds of milliseconds apart, which is
+ * not missing data.
+ */
+export const EDGE_TOLERANCE_MS = 1000
 /** A sensor delivering less than this share of its intended rate is a problem. */
 export const RATE_TOLERANCE = 0.9
 /** A median clock offset beyond this (either way) is worth a warning. */
@@ -132,13 +139,12 @@ function sensorReport (facts: SensorFacts | undefined, expected: boolean, intend
   const achievedHz = facts.durationSeconds > 0 ? (distinct - 1) / facts.durationSeconds : null
 
   // A sensor that starts late or stops early has a gap at that edge of the session: the other
-  // sensors show the phone was recording. Without a median interval (under two distinct
-  // timestamps), any shortfall is one.
+  // sensors show the phone was recording.
   const firstMicros = parseIsoTimestampMicros(facts.firstTimestamp) ?? 0
   const lastMicros = parseIsoTimestampMicros(facts.lastTimestamp) ?? 0
   const leadingMs = span ? (firstMicros - span.firstMicros) / 1000 : 0
   const trailingMs = span ? (span.lastMicros - lastMicros) / 1000 : 0
-  const threshold = facts.medianIntervalMs === null ? 0 : GAP_FACTOR * facts.medianIntervalMs
+  const threshold = Math.max(EDGE_TOLERANCE_MS, GAP_FACTOR * (facts.medianIntervalMs ?? 0))
   let count = facts.gapCount
   let longest = facts.longestGapMs
   let missing = facts.missingMs

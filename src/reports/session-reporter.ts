@@ -65,13 +65,26 @@ export class SessionReporter {
     }
   }
 
-  private async summaryOf (sessionId: number): Promise<ReportSummary | null> {
+  /**
+   * The report's summary, or null when it fails or is not ready within the
+   * report timeout, waiting for a free slot included: whoever waits on it (a
+   * phone for session_destroyed) is answered in bounded time. A computation
+   * still running then finishes and stores the report; the reaper computes
+   * any that failed.
+   */
+  async summaryOf (sessionId: number, recompute = false): Promise<ReportSummary | null> {
+    const computation = this.report(sessionId, recompute).then(
+      result => result.status === 'ready' ? result.report.summary : null,
+      (err: unknown) => {
+        this.log.warn({ err, sessionId }, 'Session report not computed; the reaper will retry.')
+        return null
+      })
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<null>(resolve => { timer = setTimeout(() => resolve(null), this.options.timeoutMs) })
     try {
-      const result = await this.report(sessionId)
-      return result.status === 'ready' ? result.report.summary : null
-    } catch (err) {
-      this.log.warn({ err, sessionId }, 'Session report not computed; the reaper will retry.')
-      return null
+      return await Promise.race([computation, deadline])
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

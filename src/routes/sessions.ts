@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { listSessions, patchSession } from '../db/sessions-repository.js'
+import { markReportPending } from '../db/session-reports-repository.js'
 import { findUserById } from '../db/users-repository.js'
 import { AppError, conflict, notFound } from '../errors.js'
 import { errorResponse, idParam } from '../schemas/common.js'
@@ -95,9 +96,11 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
       throw new AppError(413, 'METADATA_TOO_LARGE', `The merged metadata would take ${result.bytes} bytes; the limit is ${options.metadataMaxBytes}`)
     }
     // The report judges the rate against metadata sampleRateHz: a new intent means a new report.
+    // Marked due first, so that if computing it now fails, the reaper does it.
     if (result.session.destroyedAt && request.body.metadata && 'sampleRateHz' in request.body.metadata) {
-      const recomputed = await fastify.reports.report(id, true)
-      if (recomputed.status === 'ready') return { ...result.session, report: recomputed.report.summary }
+      await markReportPending(fastify.db, id)
+      const summary = await fastify.reports.summaryOf(id, true)
+      if (summary) return { ...result.session, report: summary }
     }
     return result.session
   })

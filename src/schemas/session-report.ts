@@ -3,7 +3,7 @@ import { integrity } from './integrity.js'
 import { SENSORS } from './sensors.js'
 
 /** Bumped when the report's meaning changes; stored with every report. */
-export const REPORT_VERSION = 1
+export const REPORT_VERSION = 2
 
 /** What makes a session incomplete: data the research expected and does not have. */
 export const REPORT_PROBLEMS = ['integrity_mismatch', 'lost_batches', 'missing_sensor', 'gaps', 'rate_below_intended'] as const
@@ -30,7 +30,7 @@ export const sensorReport = z.object({
   jitterMs: ms.nullable().describe('standard deviation of the intervals that are neither duplicates nor gaps; null without any'),
   duplicateTimestamps: z.number().int().describe('readings whose timestamp repeats the previous reading of the same sensor'),
   gaps: z.object({
-    count: z.number().int().describe('intervals longer than 3x the median interval, and a late start or early stop of as much against the other sensors'),
+    count: z.number().int().describe('intervals longer than 3x the median interval, and a late start or early stop against the other sensors longer than that and than 1 s'),
     longestMs: ms.nullable(),
     missingMs: ms.describe('sum over the gaps of (gap - median interval), plus the late start and early stop: the time a steady stream would have filled'),
     leadingMs: ms.describe('how much later than the earliest reading of any sensor this sensor started'),

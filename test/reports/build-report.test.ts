@@ -111,6 +111,18 @@ describe('edges of the session', () => {
     expect(report.summary.problems).toEqual(['gaps', 'rate_below_intended'])
   })
 
+  it('lets a sensor start up to a second after the others without a gap, as phones do', () => {
+    const at = (first: string) => buildReport(emptyFacts({
+      sensors: [
+        sensor('Accelerometer', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:10.000000Z', 1001, 10),
+        sensor('Gyroscope', first, '2026-01-01T00:00:10.000000Z', 900, 10)
+      ]
+    }), new Date()).sensors.Gyroscope.gaps
+    expect(at('2026-01-01T00:00:00.300000Z')).toEqual({ count: 0, longestMs: null, missingMs: 0, leadingMs: 300, trailingMs: 0 })
+    expect(at('2026-01-01T00:00:01.000000Z').count).toBe(0)
+    expect(at('2026-01-01T00:00:01.000001Z')).toEqual({ count: 1, longestMs: 1000.001, missingMs: 1000.001, leadingMs: 1000.001, trailingMs: 0 })
+  })
+
   it('lets a sensor end within 3 median intervals of the others without a gap', () => {
     const report = buildReport(emptyFacts({
       sensors: [

@@ -2,6 +2,7 @@ import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createOrResumeSession, destroySession } from '../../src/db/session-lifecycle.js'
 import { MAX_REPORT_ATTEMPTS } from '../../src/db/session-reports-repository.js'
+import { REPORT_VERSION } from '../../src/schemas/session-report.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { TestPhone, wsUrl, type Reading } from '../ws-client.js'
 
@@ -158,16 +159,34 @@ describe('reading reports', () => {
   it('computes a report once when several ask at the same time: the others wait and read it', async () => {
     const tester = await createUserWithToken(app, 'BETATESTER')
     const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
-    // Large enough that the first computation is still running when the others ask.
-    await app.db.query(`insert into readings (session_id, ts, sensor, x, y, z)
-      select $1::bigint, timestamptz '2026-01-01 00:00:00+00' + (i / 3) * interval '10 ms', (i % 3)::smallint, 0, 0, 0
-      from generate_series(0, 299999) i`, [session.id])
-    await destroySession(app.db, session.id, 'client')
-    const results = await Promise.all([1, 2, 3].map(() => app.reports.report(session.id)))
-    const computedAt = results.map(result => result.status === 'ready' ? result.report.computedAt : result.status)
-    expect(new Set(computedAt).size).toBe(1)
-    const { rows: [row] } = await app.db.query<{ computed_at: Date }>('select computed_at from session_reports where session_id = $1', [session.id])
-    expect(row?.computed_at.toISOString()).toBe(computedAt[0])
+    // Another instance ends the session and stores its report in one transaction, still open
+    // while three requests for the report arrive: they wait for its lock, then must read its report.
+    const other = new pg.Client({ connectionString: databaseUrl })
+    await other.connect()
+    try {
+      await other.query('begin')
+      await other.query('update sessions set destroyed_at = now(), destroy_reason = \'client\', integrity = \'unreported\' where id = $1', [session.id])
+      const summary = { complete: true, problems: [], warnings: [], lostBatches: 0, gaps: 0, duplicateTimestamps: 0, missingSensors: [], clockOffsetMs: null }
+      await other.query('insert into session_reports (session_id, computed_at, complete, summary, report) values ($1, now(), true, $2, $3)',
+        [session.id, JSON.stringify(summary), JSON.stringify({ version: REPORT_VERSION, sessionId: session.id, computedAt: '2026-01-01T00:00:00.000Z', summary })])
+      const asked = Promise.all([1, 2, 3].map(() => app.reports.report(session.id)))
+      await new Promise(resolve => setTimeout(resolve, 200))
+      await other.query('commit')
+      const computedAt = (await asked).map(result => result.status === 'ready' ? result.report.computedAt : result.status)
+      expect(computedAt).toEqual(['2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'])
+    } finally {
+      await other.end()
+    }
+  })
+
+  it('computes a stored report of an older version again', async () => {
+    const tester = await createUserWithToken(app, 'BETATESTER')
+    const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
+    await destroySession(app.db, session.id, 'client', 0)
+    await app.db.query(`insert into session_reports (session_id, complete, summary, report) values ($1, true, '{}', $2)
+      on conflict (session_id) do update set report = excluded.report`, [session.id, JSON.stringify({ version: REPORT_VERSION - 1 })])
+    const result = await app.reports.report(session.id)
+    expect(result).toMatchObject({ status: 'ready', report: { version: REPORT_VERSION, summary: { missingSensors: [...SENSORS] } } })
   })
 
   it('estimates clock drift from the ledger: offset growing 1 ms every 10 s is 100 ppm', async () => {
