@@ -33,24 +33,32 @@ const PREVIOUS_OF_SAME_SENSOR_SQL = `case sensor ${SENSORS.map((_, code) =>
 /**
  * Per sensor, in one pass over the session's rows in time order: the
  * interval to the previous reading in whole microseconds (timestamps are
- * microseconds, so intervals are exact), then a histogram of intervals per
- * sensor. Everything else comes from the histogram, which has one row per
- * distinct interval (a handful for a steady sensor): the median (as
- * percentile_cont would interpolate it), jitter (standard deviation of the
- * intervals that are neither duplicates nor gaps, in exact numeric sums),
+ * microseconds, so intervals are exact) and the timeline bucket of each
+ * reading, grouped two ways at once: a histogram of intervals and the
+ * readings per bucket. Everything else comes from the histogram, which has
+ * one row per distinct interval (a handful for a steady sensor): the median
+ * (as percentile_cont would interpolate it), jitter (standard deviation of
+ * the intervals that are neither duplicates nor gaps, in exact numeric sums),
  * gaps, duplicates. A median by percentile_cont would sort every interval a
- * second time; this halves the report's cost on long sessions.
+ * second time, and a timeline of its own would read every row a second time.
+ *
+ * $1 session, $2 and $3 the first and last reading's time (the timeline's
+ * origin), $4 the bucket width as an interval, $5 the same in seconds.
  */
-const SENSOR_FACTS_SQL = `
-with h as (
-  select sensor, dt_us, count(*) as n, min(ts) as first_ts, max(ts) as last_ts
+const readingsFactsSql = (bucketFunction: 'time_bucket' | 'date_bin') => `
+with g as (
+  select sensor, dt_us, bucket, grouping(dt_us) = 0 as by_interval, count(*) as n, min(ts) as first_ts, max(ts) as last_ts
   from (
-    select sensor, ts, round(date_part('epoch', ts - ${PREVIOUS_OF_SAME_SENSOR_SQL}) * 1e6)::bigint as dt_us
+    select sensor, ts,
+      round(date_part('epoch', ts - ${PREVIOUS_OF_SAME_SENSOR_SQL}) * 1e6)::bigint as dt_us,
+      floor(date_part('epoch', ${bucketFunction}($4::interval, ts, $2::timestamptz) - $2::timestamptz) / $5)::int as bucket
     from readings
     where session_id = $1 and ts >= $2 and ts <= $3
     window earlier as (order by ts rows between unbounded preceding and 1 preceding)
   ) d
-  group by sensor, dt_us
+  group by grouping sets ((sensor, dt_us), (sensor, bucket))
+), h as (
+  select sensor, dt_us, n, first_ts, last_ts from g where by_interval
 ), positive as (
   select sensor, dt_us, n, sum(n) over (partition by sensor order by dt_us) as upto, sum(n) over (partition by sensor) as total
   from h where dt_us > 0
@@ -78,7 +86,9 @@ select sensor, readings, duplicates, gaps,
   (longest_gap_us / 1000.0)::float8 as longest_gap_ms,
   (missing_us / 1000)::float8 as missing_ms,
   ${isoTimestampSql('first_ts')} as first_ts, ${isoTimestampSql('last_ts')} as last_ts,
-  date_part('epoch', last_ts - first_ts) as duration_s
+  date_part('epoch', last_ts - first_ts) as duration_s,
+  (select json_agg(json_build_array(t.bucket, t.n) order by t.bucket) from g t
+   where not t.by_interval and t.sensor = per_sensor.sensor) as timeline
 from per_sensor
 order by sensor`
 
@@ -91,27 +101,46 @@ where batch_id > prev + 1
 order by batch_id
 limit $2`
 
-/** Device time (latest reading of the batch) minus server receive time, per batch. */
-const CLOCK_FACTS_SQL = `
-with o as (
-  select date_part('epoch', last_reading_at - received_at) * 1000 as offset_ms, date_part('epoch', received_at) as t
-  from session_batches
-  where session_id = $1 and received_at is not null and last_reading_at is not null
-)
-select count(*)::int as batches,
+/**
+ * The ledger in one statement: batches written, the device time span of the
+ * session (null bounds when a batch predates the ledger's device times), and
+ * per batch the device time of its latest reading minus the server's receive
+ * time, with its quartiles, extremes and trend over server time.
+ */
+const LEDGER_FACTS_SQL = `
+select count(*)::int as written, max(batch_id) as highest,
+  ${isoTimestampSql('min(first_reading_at)')} as first, ${isoTimestampSql('max(last_reading_at)')} as last,
+  bool_or(first_reading_at is null) as unknown_span,
+  count(offset_ms)::int as clock_batches,
   percentile_cont(array[0.25, 0.5, 0.75]) within group (order by offset_ms) as quartiles,
   min(offset_ms) as min_ms, max(offset_ms) as max_ms,
   regr_slope(offset_ms, t) as slope,
-  max(t) - min(t) as span_s
-from o`
+  max(t) - min(t) as received_span_s
+from (
+  select batch_id, first_reading_at, last_reading_at,
+    date_part('epoch', last_reading_at - received_at) * 1000 as offset_ms,
+    case when last_reading_at is not null then date_part('epoch', received_at) end as t
+  from session_batches where session_id = $1
+) b`
 
-const timelineSql = (bucketFunction: 'time_bucket' | 'date_bin') => `
-select floor(date_part('epoch', ${bucketFunction}($4::interval, ts, $2::timestamptz) - $2::timestamptz) / $5)::int as bucket,
-  sensor, count(*)::int as readings
-from readings
-where session_id = $1 and ts >= $2 and ts <= $3
-group by 1, sensor
-order by 1, sensor`
+/** The first and last reading's time, for sessions whose ledger has no device times. */
+const READINGS_SPAN_SQL = `
+select ${isoTimestampSql('min(ts)')} as first, ${isoTimestampSql('max(ts)')} as last
+from readings where session_id = $1`
+
+interface LedgerFactsRow {
+  written: number
+  highest: number | null
+  first: string | null
+  last: string | null
+  unknown_span: boolean | null
+  clock_batches: number
+  quartiles: number[] | null
+  min_ms: number | null
+  max_ms: number | null
+  slope: number | null
+  received_span_s: number | null
+}
 
 interface SensorFactsRow {
   sensor: number
@@ -125,6 +154,8 @@ interface SensorFactsRow {
   gaps: number
   longest_gap_ms: number | null
   missing_ms: number
+  /** [bucket, readings] pairs in bucket order. */
+  timeline: Array<[number, number]> | null
 }
 
 export interface FactsOptions {
@@ -132,34 +163,66 @@ export interface FactsOptions {
   timescaledb: boolean
 }
 
-const PG_INFINITY = ['-infinity', 'infinity'] as const
-
 /**
- * Gathers what the report is made of, for an ended session, in four
- * statements over its own rows: the readings are read between the earliest
- * and latest device times the ledger recorded (exact bounds, which let
- * TimescaleDB skip every chunk outside them), the ledger itself for holes
- * and clock offsets.
+ * Gathers what the report is made of, for an ended session, in three
+ * statements (four for a session older than the ledger's device times): the
+ * ledger for batches, device span and clock offsets; one pass over the
+ * session's readings between the first and last device time (exact bounds,
+ * which let TimescaleDB skip every chunk outside them); the holes in the
+ * batch ids.
  */
 export async function gatherSessionFacts (db: Queryable, session: EndedSessionRow, options: FactsOptions): Promise<SessionFacts> {
-  const { rows: [ledger] } = await db.query<{ written: number, highest: number | null, first: string | null, last: string | null, unknown_span: boolean | null }>(
-    `select count(*)::int as written, max(batch_id) as highest,
-       ${isoTimestampSql('min(first_reading_at)')} as first, ${isoTimestampSql('max(last_reading_at)')} as last,
-       bool_or(first_reading_at is null) as unknown_span
-     from session_batches where session_id = $1`, [session.id])
-  // Batches written before the ledger kept device times leave the span open.
-  const [lower, upper] = ledger?.unknown_span !== false || !ledger.first || !ledger.last
-    ? PG_INFINITY
-    : [ledger.first, ledger.last]
+  const { rows: [ledger] } = await db.query<LedgerFactsRow>(LEDGER_FACTS_SQL, [session.id])
+  const span = ledger && ledger.unknown_span === false
+    ? { first: ledger.first, last: ledger.last }
+    : (await db.query<{ first: string | null, last: string | null }>(READINGS_SPAN_SQL, [session.id])).rows[0]
+  const { sensors, timeline } = await gatherReadingFacts(db, session.id, span?.first ?? null, span?.last ?? null, options)
+  const { rows: lostRows } = await db.query<{ first_lost: number, last_lost: number }>(LOST_RANGES_SQL, [session.id, MAX_LOST_RANGES + 1])
 
-  const [sensorRows, lostRows, clockRow] = [
-    (await db.query<SensorFactsRow>(SENSOR_FACTS_SQL, [session.id, lower, upper])).rows,
-    (await db.query<{ first_lost: number, last_lost: number }>(LOST_RANGES_SQL, [session.id, MAX_LOST_RANGES + 1])).rows,
-    (await db.query<{ batches: number, quartiles: number[] | null, min_ms: number | null, max_ms: number | null, slope: number | null, span_s: number | null }>(CLOCK_FACTS_SQL, [session.id])).rows[0]
-  ]
+  const batches: BatchFacts = {
+    written: ledger?.written ?? 0,
+    highestBatchId: ledger?.highest ?? null,
+    lostRanges: lostRows.slice(0, MAX_LOST_RANGES).map(row => [row.first_lost, row.last_lost]),
+    lostRangesTruncated: lostRows.length > MAX_LOST_RANGES
+  }
 
+  const quartiles = ledger?.quartiles
+  const clock: ClockFacts = {
+    batches: ledger?.clock_batches ?? 0,
+    quartilesMs: quartiles && quartiles.length === 3 ? [quartiles[0] as number, quartiles[1] as number, quartiles[2] as number] : null,
+    minMs: ledger?.min_ms ?? null,
+    maxMs: ledger?.max_ms ?? null,
+    slopeMsPerSecond: ledger?.slope ?? null,
+    receivedSpanSeconds: ledger?.received_span_s ?? null
+  }
+
+  return {
+    sessionId: session.id,
+    metadata: session.metadata,
+    integrity: session.integrity,
+    sent: session.total_sensor_readings_sent,
+    written: session.total_sensor_readings_written,
+    sensors,
+    batches,
+    clock,
+    timeline
+  }
+}
+
+/**
+ * Per-sensor figures and the timeline (readings per sensor in at most
+ * MAX_TIMELINE_BUCKETS equal buckets from the first reading on), from one
+ * pass over the readings between the session's first and last device time.
+ */
+async function gatherReadingFacts (db: Queryable, sessionId: number, first: string | null, last: string | null, options: FactsOptions): Promise<{ sensors: SensorFacts[], timeline: TimelineFacts }> {
+  if (first === null || last === null) return { sensors: [], timeline: { bucketSeconds: 1, start: null, counts: [] } }
+  const spanSeconds = ((parseIsoTimestampMicros(last) ?? 0) - (parseIsoTimestampMicros(first) ?? 0)) / 1e6
+  const bucketSeconds = Math.floor(spanSeconds / MAX_TIMELINE_BUCKETS) + 1
+  const { rows } = await db.query<SensorFactsRow>(readingsFactsSql(options.timescaledb ? 'time_bucket' : 'date_bin'),
+    [sessionId, first, last, `${bucketSeconds} seconds`, bucketSeconds])
   // A code outside the list cannot be written by the service; it is left out rather than misnamed.
-  const sensors: SensorFacts[] = sensorRows.filter(row => SENSORS[row.sensor] !== undefined).map(row => ({
+  const known = rows.filter(row => SENSORS[row.sensor] !== undefined)
+  const sensors: SensorFacts[] = known.map(row => ({
     sensor: SENSORS[row.sensor] as SensorName,
     readings: row.readings,
     firstTimestamp: row.first_ts,
@@ -172,48 +235,6 @@ export async function gatherSessionFacts (db: Queryable, session: EndedSessionRo
     longestGapMs: row.longest_gap_ms,
     missingMs: row.missing_ms
   }))
-
-  const batches: BatchFacts = {
-    written: ledger?.written ?? 0,
-    highestBatchId: ledger?.highest ?? null,
-    lostRanges: lostRows.slice(0, MAX_LOST_RANGES).map(row => [row.first_lost, row.last_lost]),
-    lostRangesTruncated: lostRows.length > MAX_LOST_RANGES
-  }
-
-  const quartiles = clockRow?.quartiles
-  const clock: ClockFacts = {
-    batches: clockRow?.batches ?? 0,
-    quartilesMs: quartiles && quartiles.length === 3 ? [quartiles[0] as number, quartiles[1] as number, quartiles[2] as number] : null,
-    minMs: clockRow?.min_ms ?? null,
-    maxMs: clockRow?.max_ms ?? null,
-    slopeMsPerSecond: clockRow?.slope ?? null,
-    receivedSpanSeconds: clockRow?.span_s ?? null
-  }
-
-  return {
-    sessionId: session.id,
-    metadata: session.metadata,
-    integrity: session.integrity,
-    sent: session.total_sensor_readings_sent,
-    written: session.total_sensor_readings_written,
-    sensors,
-    batches,
-    clock,
-    timeline: await gatherTimeline(db, session.id, sensors, options)
-  }
-}
-
-/** Readings per sensor in at most MAX_TIMELINE_BUCKETS equal buckets from the first reading on. */
-async function gatherTimeline (db: Queryable, sessionId: number, sensors: SensorFacts[], options: FactsOptions): Promise<TimelineFacts> {
-  if (sensors.length === 0) return { bucketSeconds: 1, start: null, counts: [] }
-  // ISO text of one fixed format: the smallest string is the earliest time.
-  const first = sensors.map(s => s.firstTimestamp).reduce((a, b) => a < b ? a : b)
-  const last = sensors.map(s => s.lastTimestamp).reduce((a, b) => a > b ? a : b)
-  const spanSeconds = ((parseIsoTimestampMicros(last) ?? 0) - (parseIsoTimestampMicros(first) ?? 0)) / 1e6
-  const bucketSeconds = Math.floor(spanSeconds / MAX_TIMELINE_BUCKETS) + 1
-  const { rows } = await db.query<{ bucket: number, sensor: number, readings: number }>(timelineSql(options.timescaledb ? 'time_bucket' : 'date_bin'),
-    [sessionId, first, last, `${bucketSeconds} seconds`, bucketSeconds])
-  const counts = rows.filter(row => SENSORS[row.sensor] !== undefined)
-    .map(row => ({ bucket: row.bucket, sensor: SENSORS[row.sensor] as SensorName, readings: row.readings }))
-  return { bucketSeconds, start: first, counts }
+  const counts = known.flatMap(row => (row.timeline ?? []).map(([bucket, readings]) => ({ bucket, sensor: SENSORS[row.sensor] as SensorName, readings })))
+  return { sensors, timeline: { bucketSeconds, start: first, counts } }
 }
