@@ -1,5 +1,5 @@
 import { buildReport } from '../reports/build-report.js'
-import { REPORT_VERSION, type ReportSummary, type SessionReport } from '../schemas/session-report.js'
+import { REPORT_VERSION, type SessionReport } from '../schemas/session-report.js'
 import { withTransaction, type Pool, type PoolClient } from './pool.js'
 import type { Queryable } from './queryable.js'
 import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from './session-facts.js'
@@ -28,12 +28,11 @@ export const MAX_REPORT_ATTEMPTS = 3
 
 interface LockedSessionRow extends EndedSessionRow {
   destroyed_at: Date | null
-  report: SessionReport | null
 }
 
 const SESSION_FOR_REPORT_SQL = `
-select s.id, s.metadata, s.integrity, s.total_sensor_readings_sent, s.total_sensor_readings_written, s.destroyed_at, r.report
-from sessions s left join session_reports r on r.session_id = s.id`
+select s.id, s.metadata, s.integrity, s.total_sensor_readings_sent, s.total_sensor_readings_written, s.destroyed_at
+from sessions s`
 
 /**
  * Bounds every statement of the transaction, the wait for the session's lock
@@ -49,11 +48,13 @@ async function computeAndStore (client: PoolClient, session: EndedSessionRow, op
   const facts = await gatherSessionFacts(client, session, options)
   const report = buildReport(facts, new Date())
   await client.query(
-    `insert into session_reports (session_id, computed_at, complete, summary, report) values ($1, $2, $3, $4, $5)
-     on conflict (session_id) do update set computed_at = excluded.computed_at, complete = excluded.complete,
-       summary = excluded.summary, report = excluded.report`,
+    `with stored as (
+       insert into session_reports (session_id, computed_at, complete, summary, report) values ($1, $2, $3, $4, $5)
+       on conflict (session_id) do update set computed_at = excluded.computed_at, complete = excluded.complete,
+         summary = excluded.summary, report = excluded.report
+       returning session_id)
+     update sessions set report_pending = false where id = (select session_id from stored)`,
     [session.id, report.computedAt, report.summary.complete, JSON.stringify(report.summary), JSON.stringify(report)])
-  await client.query('update sessions set report_pending = false where id = $1', [session.id])
   options.observer?.computed?.({ complete: report.summary.complete, seconds: (performance.now() - started) / 1000 })
   return report
 }
@@ -72,9 +73,9 @@ export async function ensureSessionReport (pool: Pool, sessionId: number, option
       if (!row) return { status: 'not-found' }
       if (!row.destroyed_at) return { status: 'active' }
       if (!options.recompute) {
-        // The statement above saw session_reports as it was before waiting for the lock; another
-        // instance may have stored the report meanwhile. A new statement sees what it committed.
-        const stored = row.report ?? await findSessionReport(client, sessionId)
+        // Read after the lock, in a statement of its own: a report another instance stored while
+        // this one waited is seen (a join in the locking statement would see the older snapshot).
+        const stored = await findSessionReport(client, sessionId)
         // A report of an older version means something else: it is computed again.
         if (stored && stored.version === REPORT_VERSION) return { status: 'ready', report: stored }
       }
@@ -135,14 +136,6 @@ export async function computePendingReports (pool: Pool, limit: number, options:
 export async function findSessionReport (db: Queryable, sessionId: number): Promise<SessionReport | undefined> {
   const { rows: [row] } = await db.query<{ report: SessionReport }>('select report from session_reports where session_id = $1', [sessionId])
   return row?.report
-}
-
-/** Stored summaries of the given sessions, by id. */
-export async function findReportSummaries (db: Queryable, sessionIds: number[]): Promise<Map<number, ReportSummary>> {
-  if (sessionIds.length === 0) return new Map()
-  const { rows } = await db.query<{ session_id: number, summary: ReportSummary }>(
-    'select session_id, summary from session_reports where session_id = any($1::bigint[])', [sessionIds])
-  return new Map(rows.map(row => [row.session_id, row.summary]))
 }
 
 /** Marks an ended session's report as due again, with fresh attempts: the reaper recomputes it. */

@@ -28,18 +28,16 @@ export class SessionReporter {
     }
   }
 
-  /** The ended sessions with their report summary, computing the missing ones one after another. */
-  async withSummaries (ended: EndedSession[]): Promise<EndedSession[]> {
-    const result: EndedSession[] = []
-    for (const session of ended) {
-      result.push(session.report ? session : { ...session, report: await this.summaryOf(session.id) })
-    }
-    return result
+  /** The ended session with its report summary, computed first if it has none. */
+  async withSummary (ended: EndedSession): Promise<EndedSession> {
+    return ended.report ? ended : { ...ended, report: await this.summaryOf(ended.id) }
   }
 
-  async withSummary (ended: EndedSession): Promise<EndedSession> {
-    const [withReport] = await this.withSummaries([ended])
-    return withReport as EndedSession
+  /** The ended sessions with their report summaries, computing the missing ones one after another. */
+  async withSummaries (ended: EndedSession[]): Promise<EndedSession[]> {
+    const result: EndedSession[] = []
+    for (const session of ended) result.push(await this.withSummary(session))
+    return result
   }
 
   /** The full report, computed first if needed (or again, with recompute). */
