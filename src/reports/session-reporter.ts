@@ -1,8 +1,10 @@
+import { ConcurrencyLimit } from '../concurrency-limit.js'
 import type { Pool } from '../db/pool.js'
 import type { EndedSession } from '../db/session-lifecycle.js'
 import { computePendingReports, ensureSessionReport, type EnsureReportResult, type ReportOptions } from '../db/session-reports-repository.js'
 import type { Log } from '../logger.js'
 import type { ReportSummary } from '../schemas/session-report.js'
+import { withTimeout } from '../timeout.js'
 
 /**
  * Computes and serves completeness reports. Every path that ends a session
@@ -13,15 +15,15 @@ import type { ReportSummary } from '../schemas/session-report.js'
  */
 export class SessionReporter {
   private readonly options: ReportOptions
-  private running = 0
-  private readonly queue: Array<() => void> = []
+  private readonly limit: ConcurrencyLimit
 
   /**
    * maxConcurrent: reports computed at once by this instance. They share the
    * pool with ingest, and many phones ending long sessions together must not
    * take every connection the writers need.
    */
-  constructor (private readonly pool: Pool, options: ReportOptions, private readonly log: Log, private readonly maxConcurrent = 2) {
+  constructor (private readonly pool: Pool, options: ReportOptions, private readonly log: Log, maxConcurrent = 2) {
+    this.limit = new ConcurrencyLimit(maxConcurrent)
     this.options = {
       ...options,
       onSweepFailure: (sessionId, err) => log.warn({ err, sessionId }, 'Session report not computed; retried on a later pass.')
@@ -42,25 +44,12 @@ export class SessionReporter {
 
   /** The full report, computed first if needed (or again, with recompute). */
   async report (sessionId: number, recompute = false): Promise<EnsureReportResult> {
-    return this.limited(() => ensureSessionReport(this.pool, sessionId, { ...this.options, recompute }))
+    return this.limit.run(() => ensureSessionReport(this.pool, sessionId, { ...this.options, recompute }))
   }
 
   /** Computes up to `limit` reports nobody computed yet (ended while no phone was connected, or after a failure). */
   async sweep (limit: number): Promise<number[]> {
-    return this.limited(() => computePendingReports(this.pool, limit, this.options))
-  }
-
-  private async limited<T> (work: () => Promise<T>): Promise<T> {
-    if (this.running >= this.maxConcurrent) await new Promise<void>(resolve => this.queue.push(resolve))
-    else this.running++
-    try {
-      return await work()
-    } finally {
-      // The slot passes straight to the next waiter, if any.
-      const next = this.queue.shift()
-      if (next) next()
-      else this.running--
-    }
+    return this.limit.run(() => computePendingReports(this.pool, limit, this.options))
   }
 
   /**
@@ -71,18 +60,12 @@ export class SessionReporter {
    * any that failed.
    */
   async summaryOf (sessionId: number, recompute = false): Promise<ReportSummary | null> {
-    const computation = this.report(sessionId, recompute).then(
-      result => result.status === 'ready' ? result.report.summary : null,
-      (err: unknown) => {
-        this.log.warn({ err, sessionId }, 'Session report not computed; the reaper will retry.')
-        return null
-      })
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<null>(resolve => { timer = setTimeout(() => resolve(null), this.options.timeoutMs) })
     try {
-      return await Promise.race([computation, deadline])
-    } finally {
-      clearTimeout(timer)
+      const result = await withTimeout(this.report(sessionId, recompute), this.options.timeoutMs, `the report of session ${sessionId}`)
+      return result.status === 'ready' ? result.report.summary : null
+    } catch (err) {
+      this.log.warn({ err, sessionId }, 'Session report not ready; the reaper will compute it if it failed.')
+      return null
     }
   }
 }

@@ -118,6 +118,29 @@ describe('every way a session ends carries its report', () => {
     expect(flags).toEqual({ report_pending: false, report_attempts: 0 })
   })
 
+  it('tells the phone report: null when the report cannot be computed in time, and the reaper stores it later', async () => {
+    const { phone, sessionId } = await phoneWithSession()
+    phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: batchReadings(0, Date.now() - 100) })
+    await phone.expect('sensor_readings_batch_written')
+    // Another transaction holds the report's row: storing it waits past SESSION_REPORT_TIMEOUT_MS.
+    const blocker = new pg.Client({ connectionString: databaseUrl })
+    await blocker.connect()
+    try {
+      await blocker.query('begin')
+      await blocker.query('insert into session_reports (session_id, complete, summary, report) values ($1, true, \'{}\', \'{}\')', [sessionId])
+      phone.send('destroy_session', { totalSensorReadingsSent: BATCH })
+      expect(await phone.expect('session_destroyed')).toMatchObject({ sessionId, integrity: 'ok', report: null })
+    } finally {
+      await blocker.query('rollback')
+      await blocker.end()
+    }
+    const stored = await waitFor(async () => {
+      const { rows: [row] } = await app.db.query<{ summary: { lostBatches: number } }>('select summary from session_reports where session_id = $1', [sessionId])
+      return row
+    })
+    expect(stored.summary.lostBatches).toBe(0)
+  })
+
   it('gives up after a few failed attempts, and computes it on request once it can', async () => {
     const tester = await createUserWithToken(app, 'BETATESTER')
     const { session } = await createOrResumeSession(app.db, tester.user.id, 600, {})
