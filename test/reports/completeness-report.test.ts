@@ -180,6 +180,16 @@ describe('the completeness report', () => {
     expect(late.report.sensors.Magnetometer.gaps).toEqual({ count: 1, longestMs: 1500, missingMs: 1500, leadingMs: 1500, trailingMs: 0 })
   })
 
+  it('gives a sensor with a single reading no rate, interval or jitter, and a gap to the end', async () => {
+    const samples = 119
+    // 119 samples of two sensors and one of the third: 239 readings, cut to 230 (the last 9 readings go).
+    const { report } = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples, skip: (sensor, i) => sensor === 'Magnetometer' && i > 0 }) })
+    expect(report.sensors.Magnetometer).toMatchObject({ readings: 1, achievedHz: null, medianIntervalMs: null, jitterMs: null, duplicateTimestamps: 0 })
+    expect(report.sensors.Magnetometer.gaps).toMatchObject({ count: 1, leadingMs: 0 })
+    expect(report.sensors.Magnetometer.gaps.trailingMs).toBeGreaterThan(1000)
+    expect(report.summary.problems).toEqual(['gaps'])
+  })
+
   it('reports a missing sensor, unless the metadata says the session records without it', async () => {
     const samples = 100
     const readings = stream({ startMs: endingNow(samples, 10), periodMs: 10, samples, sensors: ['Accelerometer', 'Gyroscope'] })
