@@ -20,4 +20,14 @@ export function pagingQuery (defaultTake: number, maxTake: number) {
   })
 }
 
+/** A page of a list: its items, how many match in all, and the paging asked for. */
+export function page<T extends z.ZodTypeAny> (item: T) {
+  return z.object({
+    items: z.array(item),
+    total: z.number().int(),
+    take: z.number().int(),
+    skip: z.number().int()
+  })
+}
+
 export const idParam = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) })

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { pagingQuery, storableText } from './common.js'
+import { page, pagingQuery, storableText } from './common.js'
 import { integrity } from './integrity.js'
 import { reportSummary } from './session-report.js'
 
@@ -74,12 +74,7 @@ export const session = z.object({
 })
 export type Session = z.infer<typeof session>
 
-export const sessionPage = z.object({
-  items: z.array(session),
-  total: z.number().int(),
-  take: z.number().int(),
-  skip: z.number().int()
-})
+export const sessionPage = page(session)
 
 /** Keys of a metadata patch; a null value removes the key. */
 const metadataPatch = z.record(z.string().min(1).max(256), z.unknown())

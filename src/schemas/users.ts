@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { publicKeyProblem } from '../auth/public-key.js'
-import { storableText } from './common.js'
+import { page, storableText } from './common.js'
 
 export const ROLES = ['ADMIN', 'BETATESTER'] as const
 export const role = z.enum(ROLES)
@@ -29,12 +29,7 @@ export const createUserBody = z.object({
 }).strict()
 export type CreateUserInput = z.infer<typeof createUserBody>
 
-export const userPage = z.object({
-  items: z.array(user),
-  total: z.number().int(),
-  take: z.number().int(),
-  skip: z.number().int()
-})
+export const userPage = page(user)
 
 export const deleteUserResult = z.object({
   deleted: z.object({
