@@ -32,6 +32,11 @@ export function createPool ({ connectionString, max, logger, applicationName = '
 export async function withTransaction<T> (pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken = false
+  // A checked-out client has no error listener of the pool's: a connection lost between two
+  // statements (a database restart) would be an unhandled 'error' event and end the process.
+  // The next statement then fails, and the client is discarded rather than returned.
+  const onError = () => { broken = true }
+  client.on('error', onError)
   try {
     await client.query('begin')
     const result = await fn(client)
@@ -45,6 +50,7 @@ export async function withTransaction<T> (pool: Pool, fn: (client: PoolClient) =
     }
     throw err
   } finally {
+    client.off('error', onError)
     client.release(broken)
   }
 }

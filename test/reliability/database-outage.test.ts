@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { withTransaction } from '../../src/db/pool.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { TcpProxy } from '../fixtures/tcp-proxy.js'
 import { TestPhone, wsUrl } from '../ws-client.js'
@@ -124,6 +125,19 @@ describe('a database outage', () => {
     await expectExactRecording(direct, recorder)
     await recorder.phone?.close()
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
+  })
+
+  it('fails a transaction whose connection dies between two statements, without an uncaught error', async () => {
+    const attempt = withTransaction(app.db, async client => {
+      const { rows: [row] } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
+      await direct.query('select pg_terminate_backend($1)', [row?.pid])
+      // The connection's end arrives while no statement runs: an 'error' event on the client.
+      await new Promise(resolve => setTimeout(resolve, 200))
+      await client.query('select 1')
+    })
+    await expect(attempt).rejects.toThrow()
+    // The pool still serves: the dead client was discarded, not returned.
+    expect((await app.db.query('select 1 as one')).rows).toEqual([{ one: 1 }])
   })
 
   it('a partition (bytes stop, nothing fails): no ack without a commit, /health 503, and all completes once it heals', async () => {
