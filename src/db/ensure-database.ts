@@ -9,6 +9,9 @@ export async function ensureDatabase (connectionString: string): Promise<boolean
   const url = new URL(connectionString)
   const name = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres'
   const probe = new pg.Client({ connectionString })
+  // A connection lost while connected (a FATAL from the server) is an 'error' event, which
+  // unhandled would end the process; the pending call rejects with it anyway.
+  probe.on('error', () => {})
   try {
     await probe.connect()
     return false
@@ -19,6 +22,7 @@ export async function ensureDatabase (connectionString: string): Promise<boolean
   }
   url.pathname = '/postgres'
   const admin = new pg.Client({ connectionString: url.toString() })
+  admin.on('error', () => {})
   await admin.connect()
   try {
     await admin.query(`create database ${pg.escapeIdentifier(name)}`)
@@ -27,6 +31,6 @@ export async function ensureDatabase (connectionString: string): Promise<boolean
     if ((err as { code?: string }).code === '42P04') return false // created concurrently by another instance
     throw err
   } finally {
-    await admin.end()
+    await admin.end().catch(() => {})
   }
 }
