@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { TestProject } from 'vitest/node'
 import { embeddedPostgresBlockedFolder } from '../src/db/embedded-postgres.js'
+import { timescaledbOnServer } from './fixtures/timescaledb.js'
 
 /**
  * Chooses the PostgreSQL server the suite runs on: DATABASE_URL when set,
@@ -11,7 +12,10 @@ import { embeddedPostgresBlockedFolder } from '../src/db/embedded-postgres.js'
  */
 export default async function setup (project: TestProject) {
   const server = await startServer()
-  console.log(`[motion-ingest tests] database server: ${server.kind}`)
+  // Tests expect a hypertable from what the server offers, not from how it was obtained; say it once.
+  const { available, preloaded } = await timescaledbOnServer(server.url).catch(async err => { await server.stop(); throw err })
+  const timescaledb = available && preloaded ? 'TimescaleDB loaded' : available ? 'TimescaleDB installed but not preloaded' : 'no TimescaleDB'
+  console.log(`[motion-ingest tests] database server: ${server.kind} (${timescaledb})`)
   project.provide('databaseServerUrl', server.url)
   project.provide('databaseServerKind', server.kind)
   return server.stop

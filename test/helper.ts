@@ -8,8 +8,6 @@ import { issueAccessToken } from '../src/db/access-tokens-repository.js'
 import { insertUser } from '../src/db/users-repository.js'
 import type { Role, User } from '../src/schemas/users.js'
 
-export const serverKind = () => inject('databaseServerKind')
-
 /** Connection string of the server's maintenance database with another database name. */
 function withDatabase (url: string, name: string): string {
   const parsed = new URL(url)
