@@ -1,11 +1,16 @@
 import { z } from 'zod'
+import { textProblem } from './storable.js'
 
 /**
  * A string bound for a PostgreSQL text column or parameter. PostgreSQL cannot
- * store NUL (0x00) in text and fails the query (22021), so it is refused here
- * as a 400 that names the field instead of becoming a 500.
+ * store NUL (0x00) in text and fails the query (22021), and an unpaired
+ * surrogate would arrive as U+FFFD, so 'k\udc00' and 'k\ufffd' would be one
+ * key: both are refused here as a 400 that names the field.
  */
-export const storableText = () => z.string().refine(text => !text.includes('\u0000'), 'must not contain NUL (\\u0000) characters')
+export const storableText = () => z.string().superRefine((text, ctx) => {
+  const problem = textProblem(text)
+  if (problem) ctx.addIssue({ code: 'custom', message: problem })
+})
 
 export const errorResponse = z.object({
   error: z.string().describe('Stable machine-readable code, e.g. NOT_FOUND'),

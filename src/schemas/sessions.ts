@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { page, pagingQuery, storableText } from './common.js'
+import { unstorableJson } from './storable.js'
 import { integrity } from './integrity.js'
 import { reportSummary } from './session-report.js'
 
@@ -12,49 +13,29 @@ export { INTEGRITY_VERDICTS, integrity, type Integrity } from './integrity.js'
 /** Deepest nesting accepted in session metadata; labels are flat in practice. */
 export const METADATA_MAX_DEPTH = 32
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-
-function textProblem (text: string): string | undefined {
-  if (text.includes('\u0000')) return 'must not contain NUL (\\u0000) characters'
-  if (LONE_SURROGATE.test(text)) return 'must not contain unpaired UTF-16 surrogates'
-  return undefined
-}
-
 /**
- * Why a metadata value cannot be stored as jsonb, if it cannot. PostgreSQL's
- * jsonb refuses \u0000 and unpaired surrogates, and JSON.stringify and the
- * jsonb parser both recurse, so deep nesting would overflow a stack: all of
- * them are client mistakes and must be answered as such, not fail later as
- * internal errors. Iterative, so the check itself cannot overflow.
+ * A JSON object of metadata as sent, refused with the path of anything that
+ * jsonb would not store exactly so (see unstorableJson): all of it is a client
+ * mistake and must be answered as one, not fail later as an internal error or
+ * be stored altered. It looks at the input before the record is built from
+ * it, since the record already lacks a "__proto__" key.
  */
-function metadataProblem (root: unknown): string | undefined {
-  const stack: Array<[unknown, number]> = [[root, 1]]
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number]
-    if (typeof value === 'string') {
-      const problem = textProblem(value)
-      if (problem) return `strings ${problem}`
-      continue
+function storableMetadata<K extends z.core.$ZodRecordKey> (key: K) {
+  return z.preprocess((input, ctx) => {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) return input
+    for (const { path, message } of unstorableJson(input, METADATA_MAX_DEPTH)) {
+      ctx.addIssue({ code: 'custom', path, message })
     }
-    if (value === null || typeof value !== 'object') continue
-    if (depth > METADATA_MAX_DEPTH) return `must not nest deeper than ${METADATA_MAX_DEPTH} levels`
-    for (const [key, child] of Object.entries(value)) {
-      const problem = textProblem(key)
-      if (problem) return `keys ${problem}`
-      stack.push([child, depth + 1])
-    }
-  }
-  return undefined
-}
-
-function refuseUnstorable (metadata: Record<string, unknown>, ctx: z.RefinementCtx): void {
-  const problem = metadataProblem(metadata)
-  if (problem) ctx.addIssue({ code: 'custom', message: `metadata ${problem}` })
+    return input
+  }, z.record(key, z.unknown()))
 }
 
 /** Free-form labels of a session: device, OS, app version, activity, carry position, bike, terrain, notes... */
-export const sessionMetadata = z.record(z.string(), z.unknown()).superRefine(refuseUnstorable)
+export const sessionMetadata = storableMetadata(z.string())
 export type SessionMetadata = z.infer<typeof sessionMetadata>
+
+/** Metadata as stored: already checked on the way in, so reading it back never fails. */
+const storedMetadata = z.record(z.string(), z.unknown())
 
 export const session = z.object({
   id: z.number().int(),
@@ -66,7 +47,7 @@ export const session = z.object({
   totalSensorReadingsWritten: z.number().int(),
   totalSensorReadingsSent: z.number().int().nullable().describe('the count the phone reported when it destroyed the session'),
   integrity: integrity.nullable().describe('null while active'),
-  metadata: sessionMetadata,
+  metadata: storedMetadata,
   flaggedIncorrect: z.boolean().describe('the beta tester marked it as recorded incorrectly'),
   flagReason: z.string().nullable(),
   flaggedAt: z.string().nullable(),
@@ -77,9 +58,7 @@ export type Session = z.infer<typeof session>
 export const sessionPage = page(session)
 
 /** Keys of a metadata patch; a null value removes the key. */
-const metadataPatch = z.record(z.string().min(1).max(256), z.unknown())
-  // What jsonb cannot store (NUL, unpaired surrogates, deep nesting) is refused here rather than fail in the database.
-  .superRefine(refuseUnstorable)
+const metadataPatch = storableMetadata(z.string().min(1).max(256))
 
 export const patchSessionBody = z.object({
   metadata: metadataPatch.optional().describe('merged into the stored metadata (top-level keys); a null value removes the key'),
