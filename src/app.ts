@@ -74,7 +74,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(authPlugin)
   await app.register(reportsPlugin, { timeoutMs: config.sessions.reportTimeoutMs, observer: reportMetricsObserver(app.metrics) })
   await app.register(recordingPlugin, {
-    config,
+    sessions: config.sessions,
+    ws: config.ws,
+    ingest: config.ingest,
     ingestObserver: ingestMetricsObserver(app.metrics),
     recordingObserver: recordingMetricsObserver(app.metrics)
   })
@@ -91,7 +93,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(usersRoutes)
   await app.register(meRoutes)
   await app.register(adminSessionsRoutes)
-  await app.register(wsRoutes, { maxConnections: config.ws.maxConnections, maxConnectionsPerUser: config.ws.maxConnectionsPerUser })
+  await app.register(wsRoutes)
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(readingsRoutes)
   return app

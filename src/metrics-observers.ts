@@ -1,7 +1,8 @@
 import type { ReportObserver } from './db/session-reports-repository.js'
 import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
-import type { RecordingObserver } from './recording/connection.js'
+import type { RecordingObserver } from './recording/observer.js'
+import type { SocketObserver } from './recording/recording-sockets.js'
 
 /** Feeds the ingest pipeline's events into the metrics. */
 export function ingestMetricsObserver (metrics: Metrics): IngestObserver {
@@ -19,8 +20,10 @@ export function ingestMetricsObserver (metrics: Metrics): IngestObserver {
 }
 
 /** Feeds the recording sockets' session and rejection events into the metrics. */
-export function recordingMetricsObserver (metrics: Metrics): RecordingObserver {
+export function recordingMetricsObserver (metrics: Metrics): RecordingObserver & SocketObserver {
   return {
+    socketOpened: () => metrics.openSockets.inc(),
+    socketClosed: () => metrics.openSockets.dec(),
     sessionCreated: () => metrics.sessionsCreated.inc(),
     sessionEnded: reason => metrics.sessionsEnded.inc({ reason }),
     batchRejected: reason => metrics.batchesRejected.inc({ reason })

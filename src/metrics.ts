@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { BatchRejection } from './recording/connection.js'
+import type { BatchRejection } from './recording/observer.js'
 import { DESTROY_REASONS } from './schemas/sessions.js'
 
 export const METRIC_PREFIX = 'motion_ingest_'

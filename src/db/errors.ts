@@ -13,3 +13,8 @@ export function isDatabaseUnavailable (err: unknown): boolean {
   const message = typeof e?.message === 'string' ? e.message : ''
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message)
 }
+
+/** The row a statement referred to (a session's user) no longer exists: PostgreSQL's foreign_key_violation. */
+export function isForeignKeyViolation (err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === '23503'
+}

@@ -5,104 +5,101 @@ import type { Config } from '../config.js'
 import { PgCopySink } from '../db/pg-copy-sink.js'
 import { IngestPipeline } from '../ingest/pipeline.js'
 import type { IngestObserver } from '../ingest/types.js'
-import { CLOSE, type RecordingConnection, type RecordingDeps, type RecordingObserver } from '../recording/connection.js'
+import { BatchIntake } from '../recording/batch-intake.js'
+import type { RecordingObserver } from '../recording/observer.js'
+import { RecordingSessions } from '../recording/recording-sessions.js'
+import { RecordingSockets, type SocketObserver } from '../recording/recording-sockets.js'
 import { startSessionReaper } from '../recording/session-reaper.js'
 import { SessionRegistry } from '../recording/session-registry.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     recording: {
-      deps: RecordingDeps
+      /** The session lifecycle, for every transport and the admin routes. */
+      sessions: RecordingSessions
+      /** The one way a batch enters ingest. */
+      intake: BatchIntake
+      /** This instance's recording sockets. */
+      sockets: RecordingSockets
       pipeline: IngestPipeline
-      registry: SessionRegistry
-      /** This instance's open recording sockets. */
-      connections: Set<RecordingConnection>
-      connectionsPerUser: Map<number, number>
-      /** Closes this instance's recording sockets of a user (1008), e.g. once the user is deleted. */
-      disconnectUser: (userId: number, reason: string) => number
     }
   }
 }
 
 export interface RecordingPluginOptions {
-  config: Config
+  sessions: Pick<Config['sessions'], 'batchSize' | 'ttlSeconds' | 'metadataMaxBytes' | 'reaperIntervalMs'>
+  ws: Pick<Config['ws'], 'maxConnections' | 'maxConnectionsPerUser' | 'maxPayloadBytes' | 'createSessionTimeoutMs' | 'pingIntervalMs' | 'maxInflightBatches'>
+  ingest: Config['ingest']
   ingestObserver?: IngestObserver
-  recordingObserver?: RecordingObserver
+  recordingObserver?: RecordingObserver & SocketObserver
 }
 
-async function recordingPlugin (fastify: FastifyInstance, { config, ingestObserver, recordingObserver }: RecordingPluginOptions) {
+/** A peer that lets this much unsent data pile up is not reading its socket. */
+const MAX_SEND_BUFFER_BYTES = 4 * 1024 * 1024
+
+function checkOptions ({ sessions, ws, ingest }: RecordingPluginOptions): void {
+  const numbers = { ...sessions, ...ws, ...ingest }
+  for (const [name, value] of Object.entries(numbers)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`recording plugin: ${name} must be a positive integer, got ${String(value)}`)
+  }
+}
+
+/**
+ * The recording core (sessions, batch intake, ingest pipeline, reaper) and
+ * the WebSocket transport's sockets. Transports (routes/ws.ts, …) are thin
+ * adapters over `fastify.recording`.
+ */
+async function recordingPlugin (fastify: FastifyInstance, options: RecordingPluginOptions) {
+  checkOptions(options)
+  const { sessions: sessionSettings, ws, ingest, ingestObserver, recordingObserver } = options
   const log = fastify.log.child({ component: 'recording' })
   const pipeline = new IngestPipeline({
-    sinks: Array.from({ length: config.ingest.writers }, () => new PgCopySink(fastify.db, config.ingest.groupTimeoutMs)),
-    maxRowsPerGroup: config.ingest.maxRowsPerCopy,
-    maxBufferedReadings: config.ingest.maxBufferedReadings,
+    sinks: Array.from({ length: ingest.writers }, () => new PgCopySink(fastify.db, ingest.groupTimeoutMs)),
+    maxRowsPerGroup: ingest.maxRowsPerCopy,
+    maxBufferedReadings: ingest.maxBufferedReadings,
     log,
     observer: ingestObserver
   })
   const registry = new SessionRegistry()
-  const connections = new Set<RecordingConnection>()
-  const reaper = startSessionReaper({
+  const sessions = new RecordingSessions({
     db: fastify.db,
-    registry,
-    intervalMs: config.sessions.reaperIntervalMs,
     reporter: fastify.reports,
-    log,
-    onExpired: count => { for (let i = 0; i < count; i++) recordingObserver?.sessionEnded?.('expired') }
+    registry,
+    ttlSeconds: sessionSettings.ttlSeconds,
+    metadataMaxBytes: sessionSettings.metadataMaxBytes,
+    observer: recordingObserver
   })
-  const deps: RecordingDeps = {
-    db: fastify.db,
-    reporter: fastify.reports,
-    pipeline,
-    registry,
-    log,
+  const intake = new BatchIntake(pipeline, recordingObserver)
+  const sockets = new RecordingSockets({
+    maxConnections: ws.maxConnections,
+    maxConnectionsPerUser: ws.maxConnectionsPerUser,
+    pingIntervalMs: ws.pingIntervalMs,
     observer: recordingObserver,
-    settings: {
-      batchSize: config.sessions.batchSize,
-      ttlSeconds: config.sessions.ttlSeconds,
-      metadataMaxBytes: config.sessions.metadataMaxBytes,
-      maxInflightBatches: config.ws.maxInflightBatches,
-      createSessionTimeoutMs: config.ws.createSessionTimeoutMs,
-      maxSendBufferBytes: 4 * 1024 * 1024
+    connection: {
+      sessions,
+      intake,
+      registry,
+      log,
+      settings: {
+        batchSize: sessionSettings.batchSize,
+        maxInflightBatches: ws.maxInflightBatches,
+        createSessionTimeoutMs: ws.createSessionTimeoutMs,
+        maxSendBufferBytes: MAX_SEND_BUFFER_BYTES
+      }
     }
-  }
-  // Tokens are checked at the upgrade only, so a socket outlives its user's deletion unless closed.
-  function disconnectUser (userId: number, reason: string): number {
-    let closed = 0
-    for (const connection of connections) {
-      if (connection.userId !== userId) continue
-      connection.close(CLOSE.policy, reason)
-      closed++
-    }
-    return closed
-  }
-  fastify.decorate('recording', { deps, pipeline, registry, connections, connectionsPerUser: new Map(), disconnectUser })
+  })
+  const reaper = startSessionReaper({ sessions, reporter: fastify.reports, intervalMs: sessionSettings.reaperIntervalMs, log })
+  fastify.decorate('recording', { sessions, intake, sockets, pipeline })
 
   await fastify.register(websocket, {
-    options: { maxPayload: config.ws.maxPayloadBytes },
-    // Shutdown: stop reading every socket, let batches already received commit and be
-    // acknowledged, then say goodbye with 1001 so phones reconnect elsewhere.
+    options: { maxPayload: ws.maxPayloadBytes },
     preClose: async function () {
-      await Promise.all([...connections].map(connection => connection.drain()))
-      for (const connection of connections) connection.close(CLOSE.goingAway, 'server shutting down')
+      await sockets.closeAll()
       fastify.websocketServer.close()
     }
   })
 
-  const pingTimer = setInterval(() => {
-    for (const socket of fastify.websocketServer.clients) {
-      const tracked = socket as typeof socket & { missedPong?: boolean }
-      if (tracked.missedPong) {
-        socket.terminate()
-        continue
-      }
-      tracked.missedPong = true
-      socket.ping()
-    }
-  }, config.ws.pingIntervalMs)
-  pingTimer.unref()
-
   fastify.addHook('onClose', async () => {
-    clearInterval(pingTimer)
     await reaper.stop()
     await pipeline.close()
   })

@@ -1,22 +1,16 @@
 import type { z } from 'zod'
 import { isDatabaseUnavailable } from '../db/errors.js'
-import type { Queryable } from '../db/queryable.js'
-import {
-  createOrResumeSession, destroySession, endExpiredSessions, findActiveSession, findEndedSessions,
-  type EndedSession, type SessionState
-} from '../db/session-lifecycle.js'
-import { validateBatch } from '../ingest/batch-validation.js'
-import type { IngestPipeline } from '../ingest/pipeline.js'
+import type { EndedSession, SessionState } from '../db/session-lifecycle.js'
 import type { Log } from '../logger.js'
-import type { SessionReporter } from '../reports/session-reporter.js'
-import type { DestroyReason } from '../schemas/sessions.js'
 import {
   clientFrame, createSessionData, destroySessionData, writeBatchData,
   type ErrorEventCode, type ServerEvents, type ServerFrame, type ValidationIssue
 } from '../schemas/ws-events.js'
+import type { BatchIntake, BatchVerdict } from './batch-intake.js'
+import type { RecordingSessions } from './recording-sessions.js'
 import type { SessionHolder, SessionRegistry } from './session-registry.js'
 
-/** The slice of a ws WebSocket a connection uses; tests and the route both provide a real one. */
+/** The slice of a ws WebSocket a connection uses. */
 export interface RecordingSocket {
   send: (text: string) => void
   close: (code: number, reason: string) => void
@@ -27,32 +21,20 @@ export interface RecordingSocket {
   readonly bufferedAmount: number
 }
 
-export interface RecordingSettings {
+export interface ConnectionSettings {
   batchSize: number
-  ttlSeconds: number
-  metadataMaxBytes: number
   maxInflightBatches: number
   createSessionTimeoutMs: number
   /** A peer that lets this much unsent data pile up is not reading: it is disconnected. */
   maxSendBufferBytes: number
 }
 
-export type BatchRejection = 'batch_size' | 'schema' | 'session_not_found' | 'storage_unavailable'
-
-export interface RecordingObserver {
-  sessionCreated?: () => void
-  sessionEnded?: (reason: DestroyReason) => void
-  batchRejected?: (reason: BatchRejection) => void
-}
-
-export interface RecordingDeps {
-  db: Queryable
-  reporter: SessionReporter
-  pipeline: IngestPipeline
+export interface ConnectionDeps {
+  sessions: RecordingSessions
+  intake: BatchIntake
   registry: SessionRegistry
-  settings: RecordingSettings
+  settings: ConnectionSettings
   log: Log
-  observer?: RecordingObserver
 }
 
 /**
@@ -70,6 +52,9 @@ export const CLOSE = {
   internal: 1011
 } as const
 
+/** Issues reported for one frame at most, so a garbage frame cannot produce a huge answer. */
+const MAX_ISSUES = 50
+
 type Frames = ServerFrame[]
 
 const noop = () => {}
@@ -77,7 +62,7 @@ const noop = () => {}
 const frame = <E extends keyof ServerEvents>(event: E, data: ServerEvents[E]) => ({ event, data }) as ServerFrame
 
 function issuesOf (error: z.ZodError): ValidationIssue[] {
-  return error.issues.slice(0, 20).map(issue => ({
+  return error.issues.slice(0, MAX_ISSUES).map(issue => ({
     path: issue.path.map(part => typeof part === 'number' ? part : String(part)),
     message: issue.message
   }))
@@ -94,8 +79,31 @@ function destroyedFrame (ended: EndedSession): ServerFrame {
   })
 }
 
+/** The protocol's answer to a batch. */
+function batchAnswer (batchId: number, verdict: BatchVerdict): ServerFrame {
+  switch (verdict.status) {
+    case 'written':
+    case 'duplicate':
+      return frame('sensor_readings_batch_written', { sessionId: verdict.sessionId, batchId, totalSensorReadingsWritten: verdict.totalSensorReadingsWritten })
+    case 'invalid_size':
+      return frame('invalid_sensor_readings_batch_size', { sessionId: verdict.sessionId, batchId, expected: verdict.expected, received: verdict.received })
+    case 'invalid_schema':
+      return frame('invalid_sensor_reading_schema', { sessionId: verdict.sessionId, batchId, issues: verdict.issues.map(({ path, message }) => ({ path: ['sensor_readings', ...path], message })) })
+    case 'session_not_found':
+      return frame('session_not_found', {})
+    case 'storage_unavailable':
+      return storageUnavailable(verdict.sessionId, batchId, verdict.message)
+  }
+}
+
+function storageUnavailable (sessionId: number | null, batchId: number, reason: string): ServerFrame {
+  return frame('storage_unavailable', { sessionId, batchId, message: `Not acknowledged, send it again (resending is safe): ${reason}`, retryable: true })
+}
+
 /**
- * One phone's socket: parses frames, runs the protocol, and answers in order.
+ * One phone's socket: parses frames, keeps answers in order, and applies
+ * back-pressure; the session lifecycle is the recording core's
+ * (RecordingSessions), and batches enter ingest through BatchIntake.
  *
  * Ordering: every answer goes through one promise chain, so answers leave in
  * the order their frames arrived. Batches start work at once (validation,
@@ -120,7 +128,7 @@ export class RecordingConnection implements SessionHolder {
   constructor (
     private readonly socket: RecordingSocket,
     readonly userId: number,
-    private readonly deps: RecordingDeps
+    private readonly deps: ConnectionDeps
   ) {
     this.log = deps.log.child({ userId })
     this.createTimer = setTimeout(() => {
@@ -134,7 +142,7 @@ export class RecordingConnection implements SessionHolder {
 
   handleMessage (raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (this.closed || this.draining) return
-    if (isBinary) return this.reply(frame('error', { code: 'binary_frames_not_supported', message: 'Frames must be JSON text' }))
+    if (isBinary) return this.error('binary_frames_not_supported', 'Frames must be JSON text')
     let json: unknown
     try {
       json = JSON.parse(raw.toString())
@@ -158,10 +166,10 @@ export class RecordingConnection implements SessionHolder {
 
   /** Told by the registry that the session ended elsewhere: expiry, an admin, or another instance. */
   sessionEnded (ended: EndedSession): void {
-    this.enqueue(Promise.resolve().then(() => {
+    this.enqueueInOrder(() => {
       if (this.session?.id === ended.id) this.session = undefined
       return this.announceEnd(ended)
-    }))
+    })
   }
 
   sessionDeleted (): void {
@@ -203,10 +211,7 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private error (code: ErrorEventCode, message: string, issues?: ValidationIssue[]): void {
-    this.reply(frame('error', issues ? { code, message, issues } : { code, message }))
-  }
-
-  private reply (f: ServerFrame): void {
+    const f = frame('error', issues ? { code, message, issues } : { code, message })
     this.enqueue(Promise.resolve([f]))
   }
 
@@ -214,23 +219,27 @@ export class RecordingConnection implements SessionHolder {
   private enqueue (answers: Promise<Frames>, onSent?: () => void): void {
     this.outbound = this.outbound
       .then(() => answers)
-      .catch((err: unknown): Frames => {
-        if ((err as { code?: string }).code === '23503') {
-          // foreign_key_violation on a session insert: the user was deleted after this socket opened.
-          this.close(CLOSE.policy, 'the user no longer exists')
-          return []
-        }
-        if (isDatabaseUnavailable(err)) {
-          this.log.warn({ err }, 'Database unavailable for a recording command.')
-          return [frame('error', { code: 'storage_unavailable', message: 'The database is unavailable; send the frame again shortly' })]
-        }
-        this.log.error({ err }, 'Recording command failed.')
-        return [frame('error', { code: 'internal_error', message: 'The server failed to process this frame' })]
-      })
+      .catch((err: unknown): Frames => this.failureFrames(err))
       .then(frames => {
         for (const f of frames) this.send(f)
         onSent?.()
       })
+  }
+
+  /** Like enqueue, but the answers are computed only when their turn comes. */
+  private enqueueInOrder (answer: () => Frames | Promise<Frames>): void {
+    const answers = this.outbound.then(answer)
+    answers.catch(noop)
+    this.enqueue(answers)
+  }
+
+  private failureFrames (err: unknown): Frames {
+    if (isDatabaseUnavailable(err)) {
+      this.log.warn({ err }, 'Database unavailable for a recording command.')
+      return [frame('error', { code: 'storage_unavailable', message: 'The database is unavailable; send the frame again shortly' })]
+    }
+    this.log.error({ err }, 'Recording command failed.')
+    return [frame('error', { code: 'internal_error', message: 'The server failed to process this frame' })]
   }
 
   private send (f: ServerFrame): void {
@@ -248,7 +257,7 @@ export class RecordingConnection implements SessionHolder {
   /** Session commands run after every earlier answer is out, and later batches wait for them. */
   private command (run: () => Promise<Frames>): void {
     const answers = this.outbound.then(run)
-    this.lastCommand = answers.then(() => {}, () => {})
+    this.lastCommand = answers.then(noop, noop)
     this.enqueue(answers)
   }
 
@@ -256,9 +265,10 @@ export class RecordingConnection implements SessionHolder {
     const receivedAtMs = Date.now()
     const parsed = writeBatchData.safeParse(data)
     if (!parsed.success) {
-      this.deps.observer?.batchRejected?.('schema')
+      this.deps.intake.refusedByTransport()
       const batchId = typeof data.batch_id === 'number' ? data.batch_id : null
-      this.reply(frame('invalid_sensor_reading_schema', { sessionId: this.session?.id ?? null, batchId, issues: issuesOf(parsed.error) }))
+      const f = frame('invalid_sensor_reading_schema', { sessionId: this.session?.id ?? null, batchId, issues: issuesOf(parsed.error) })
+      this.enqueue(Promise.resolve([f]))
       return
     }
     this.inflight++
@@ -267,12 +277,22 @@ export class RecordingConnection implements SessionHolder {
       this.socket.pause()
     }
     const { batch_id: batchId, sensor_readings: readings } = parsed.data
+    let adoption: Promise<unknown> = this.lastCommand
     if (!this.session) {
       // A reconnected phone writing without create_session: look up its active session once,
       // in line with commands, so this batch and the next ones reach the pipeline in frame order.
-      this.lastCommand = this.lastCommand.then(noop, noop).then(async () => { await this.adoptActiveSession() })
+      adoption = this.lastCommand.then(() => this.adoptActiveSession())
+      this.lastCommand = adoption.then(noop, noop)
     }
-    const answers = this.lastCommand.then(() => this.writeBatch(batchId, readings, receivedAtMs))
+    const answers = adoption.then(
+      () => this.writeBatch(batchId, readings, receivedAtMs),
+      // The lookup could not reach the database: this batch was not written, and the phone
+      // hears it as a batch it must resend, like any batch during an outage.
+      (err: unknown): Frames => {
+        if (!isDatabaseUnavailable(err)) throw err
+        this.log.warn({ err }, 'Database unavailable while resuming a session.')
+        return [storageUnavailable(null, batchId, 'the database is unavailable')]
+      })
     // enqueue() handles a failure in order; until then it must not count as an unhandled rejection.
     answers.catch(noop)
     this.enqueue(answers, () => this.batchAnswered())
@@ -291,48 +311,17 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private async writeBatch (batchId: number, readings: unknown[], receivedAtMs: number): Promise<Frames> {
-    const session = this.session
-    if (!session) {
-      this.deps.observer?.batchRejected?.('session_not_found')
-      return [frame('session_not_found', {})]
-    }
-    const validation = validateBatch(session.id, readings, this.deps.settings.batchSize)
-    if (!validation.ok) {
-      this.deps.observer?.batchRejected?.(validation.kind === 'size' ? 'batch_size' : 'schema')
-      return validation.kind === 'size'
-        ? [frame('invalid_sensor_readings_batch_size', { sessionId: session.id, batchId, expected: validation.expected, received: validation.received })]
-        : [frame('invalid_sensor_reading_schema', { sessionId: session.id, batchId, issues: validation.issues })]
-    }
-    const { pipeline } = this.deps
-    const outcome = pipeline.submit({
-      sessionId: session.id,
-      batchId,
-      readingCount: validation.readingCount,
-      rows: validation.rows,
-      receivedAtMs,
-      firstReadingMicros: validation.firstReadingMicros,
-      lastReadingMicros: validation.lastReadingMicros
-    })
-    if (pipeline.saturated && !this.pausedForPipeline) {
+    const { intake, settings } = this.deps
+    const verdict = intake.submit({ session: this.session, batchId, readings, receivedAtMs, size: { exactly: settings.batchSize } })
+    if (intake.saturated && !this.pausedForPipeline) {
       this.pausedForPipeline = true
       this.socket.pause()
-      pipeline.onceDrained(() => {
+      intake.onceDrained(() => {
         this.pausedForPipeline = false
         this.resumeIfFree()
       })
     }
-    const result = await outcome
-    switch (result.status) {
-      case 'written':
-      case 'duplicate':
-        return [frame('sensor_readings_batch_written', { sessionId: session.id, batchId, totalSensorReadingsWritten: result.totalSensorReadingsWritten })]
-      case 'session_not_found':
-        this.deps.observer?.batchRejected?.('session_not_found')
-        return [frame('session_not_found', {})]
-      case 'storage_unavailable':
-        this.deps.observer?.batchRejected?.('storage_unavailable')
-        return [frame('storage_unavailable', { sessionId: session.id, batchId, message: `Not written, send it again: ${result.message}`, retryable: true })]
-    }
+    return [batchAnswer(batchId, await verdict)]
   }
 
   /**
@@ -341,49 +330,51 @@ export class RecordingConnection implements SessionHolder {
    */
   private async adoptActiveSession (): Promise<SessionState | undefined> {
     if (this.session) return this.session
-    const active = await findActiveSession(this.deps.db, this.userId)
-    if (active && active.expiresAt.getTime() > Date.now()) this.attach(active)
+    const active = await this.deps.sessions.findActive(this.userId)
+    if (active) this.attach(active)
     return this.session
   }
 
   private attach (session: SessionState): void {
     if (this.session?.id === session.id) return
-    if (this.session) this.deps.registry.detach(this.session.id, this)
+    this.detach()
     this.session = session
     clearTimeout(this.createTimer)
     this.deps.registry.attach(session.id, this)
   }
 
+  private detach (): void {
+    if (this.session) this.deps.registry.detach(this.session.id, this)
+    this.session = undefined
+  }
+
   private async createSession (data: Record<string, unknown>): Promise<Frames> {
     const parsed = createSessionData.safeParse(data)
     if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'create_session data is {} or {"metadata": {...}}', issues: issuesOf(parsed.error) })]
-    const metadata = parsed.data.metadata ?? {}
-    const size = Buffer.byteLength(JSON.stringify(metadata))
-    if (size > this.deps.settings.metadataMaxBytes) {
-      return [frame('error', { code: 'metadata_too_large', message: `metadata is ${size} bytes; the limit is ${this.deps.settings.metadataMaxBytes}` })]
-    }
     const previous = this.session
-    const { db, registry, observer } = this.deps
-    const { session, created, expired } = await createOrResumeSession(db, this.userId, this.deps.settings.ttlSeconds, metadata)
+    const started = await this.deps.sessions.start(this.userId, parsed.data.metadata ?? {})
+    switch (started.status) {
+      case 'metadata_too_large':
+        return [frame('error', { code: 'metadata_too_large', message: `metadata is ${started.bytes} bytes; the limit is ${started.limit}` })]
+      case 'user_gone':
+        this.close(CLOSE.policy, 'the user no longer exists')
+        return []
+    }
+    const { session, expired } = started
     const frames: Frames = []
-    for (const ended of await this.deps.reporter.withSummaries(expired)) {
-      observer?.sessionEnded?.('expired')
+    for (const ended of expired) {
       if (ended.id === previous?.id) frames.push(...this.announceEnd(ended))
-      registry.notifyEnded(ended)
     }
     // The reaper may have ended the previous session before the registry told this socket:
     // the phone still hears how it ended, and before it hears of the new one.
     if (previous && previous.id !== session.id && !this.announcedEnds.has(previous.id)) {
-      const [ended] = await findEndedSessions(db, [previous.id])
-      if (ended) frames.push(...this.announceEnd(await this.deps.reporter.withSummary(ended)))
+      const ended = await this.deps.sessions.findEnded(previous.id)
+      if (ended) frames.push(...this.announceEnd(ended))
     }
     this.attach(session)
-    if (created) {
-      observer?.sessionCreated?.()
-      frames.push(frame('session_created', { sessionId: session.id, createdAt: session.createdAt.toISOString(), expiresAt: session.expiresAt.toISOString() }))
-    } else {
-      frames.push(frame('session_already_exist', { sessionId: session.id, createdAt: session.createdAt.toISOString() }))
-    }
+    frames.push(started.status === 'created'
+      ? frame('session_created', { sessionId: session.id, createdAt: session.createdAt.toISOString(), expiresAt: session.expiresAt.toISOString() })
+      : frame('session_already_exist', { sessionId: session.id, createdAt: session.createdAt.toISOString() }))
     return frames
   }
 
@@ -392,20 +383,11 @@ export class RecordingConnection implements SessionHolder {
     if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'destroy_session data is {} or {"totalSensorReadingsSent": int >= 0}', issues: issuesOf(parsed.error) })]
     const session = this.session ?? await this.adoptActiveSession()
     if (!session) return [frame('session_not_found', {})]
-    const { db, registry, observer } = this.deps
-    const justEnded = await destroySession(db, session.id, 'client', parsed.data.totalSensorReadingsSent, this.userId) ??
-      (await endExpiredSessions(db, this.userId)).find(e => e.id === session.id)
-    this.session = undefined
-    registry.detach(session.id, this)
-    if (justEnded) {
-      const ended = await this.deps.reporter.withSummary(justEnded)
-      observer?.sessionEnded?.(ended.reason)
-      registry.notifyEnded(ended)
-      return this.announceEnd(ended)
-    }
-    // Ended meanwhile by an admin or another instance: report how it actually ended.
-    const [endedElsewhere] = await findEndedSessions(db, [session.id])
-    if (!endedElsewhere || this.announcedEnds.has(endedElsewhere.id)) return [frame('session_not_found', {})]
-    return this.announceEnd(await this.deps.reporter.withSummary(endedElsewhere))
+    const result = await this.deps.sessions.endByClient(session.id, this.userId, parsed.data.totalSensorReadingsSent)
+    if (this.session?.id === session.id) this.detach()
+    if (result.status === 'not_found') return [frame('session_not_found', {})]
+    // Ended meanwhile by an admin or another instance and already announced here: nothing more to say.
+    if (result.status === 'ended_before' && this.announcedEnds.has(result.ended.id)) return [frame('session_not_found', {})]
+    return this.announceEnd(result.ended)
   }
 }

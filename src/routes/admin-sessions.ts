@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { destroySession, endExpiredSessions } from '../db/session-lifecycle.js'
 import { findSessionById } from '../db/sessions-repository.js'
 import { AppError, conflict, notFound } from '../errors.js'
 import { errorResponse, idParam } from '../schemas/common.js'
@@ -21,24 +20,22 @@ const adminSessionsRoutes: FastifyPluginAsyncZod = async (fastify) => {
     }
   }, async (request) => {
     const { id } = request.params
-    const ended = await destroySession(fastify.db, id, 'admin')
-    if (ended) {
-      fastify.recording.registry.notifyEnded(await fastify.reports.withSummary(ended))
-      fastify.recording.deps.observer?.sessionEnded?.('admin')
-    } else {
-      const existing = await findSessionById(fastify.db, id)
-      if (!existing) throw notFound(`Session ${id} does not exist`)
-      if (existing.destroyedAt) throw conflict(`Session ${id} already ended (${existing.destroyReason})`)
-      // Past its expiry, waiting for the reaper: it ends as expired, not by the admin.
-      const expired = (await endExpiredSessions(fastify.db, existing.userId)).find(e => e.id === id)
-      if (!expired) throw new AppError(503, 'SESSION_BUSY', `Session ${id} is being expired by another instance; try again`)
-      fastify.recording.registry.notifyEnded(await fastify.reports.withSummary(expired))
-      fastify.recording.deps.observer?.sessionEnded?.('expired')
-      throw conflict(`Session ${id} already ended (expired)`)
+    const result = await fastify.recording.sessions.endByAdmin(id)
+    switch (result.status) {
+      case 'not_found':
+        throw notFound(`Session ${id} does not exist`)
+      case 'already_ended':
+        throw conflict(`Session ${id} already ended (${result.reason})`)
+      case 'expired':
+        throw conflict(`Session ${id} already ended (expired)`)
+      case 'busy':
+        throw new AppError(503, 'SESSION_BUSY', `Session ${id} is being expired by another instance; try again`)
+      case 'ended': {
+        const ended = await findSessionById(fastify.db, id)
+        if (!ended) throw notFound(`Session ${id} does not exist`) // deleted with its user meanwhile
+        return ended
+      }
     }
-    const result = await findSessionById(fastify.db, id)
-    if (!result) throw notFound(`Session ${id} does not exist`) // deleted with its user meanwhile
-    return result
   })
 }
 

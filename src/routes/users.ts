@@ -68,7 +68,7 @@ const usersRoutes: FastifyPluginAsyncZod = async (fastify) => {
     const deleted = await deleteUser(fastify.db, request.params.id)
     if (!deleted) throw notFound(`User ${request.params.id} does not exist`)
     // Their tokens are gone; sockets they opened earlier must not keep recording.
-    fastify.recording.disconnectUser(request.params.id, 'the user was deleted')
+    fastify.recording.sockets.disconnectUser(request.params.id, 'the user was deleted')
     return { deleted }
   })
 }

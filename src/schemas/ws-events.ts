@@ -92,7 +92,8 @@ export interface ServerEvents {
     report: ReportSummary | null
   }
   session_not_found: Record<string, never>
-  storage_unavailable: { sessionId: number, batchId: number, message: string, retryable: true }
+  /** sessionId is null when the phone resumed without create_session and its session could not be looked up. */
+  storage_unavailable: { sessionId: number | null, batchId: number, message: string, retryable: true }
   error: { code: ErrorEventCode, message: string, issues?: ValidationIssue[] }
 }
 

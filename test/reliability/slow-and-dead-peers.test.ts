@@ -107,7 +107,7 @@ describe('a phone that sends but does not read', () => {
       }
       expect(server.readyState).not.toBe(WebSocket.OPEN)
       // The socket is let go of promptly, not after ws's 30 s closing handshake timeout.
-      await until(() => app.recording.connections.size === 0, 5000, 'the server did not drop the connection')
+      await until(() => app.recording.sockets.size === 0, 5000, 'the server did not drop the connection')
     } finally {
       clearInterval(sampler)
     }
@@ -133,12 +133,12 @@ describe('a silent phone', () => {
     const closed = new Promise<number>(resolve => silent.once('close', code => resolve(code)))
     let pings = 0
     silent.on('ping', () => pings++)
-    await until(() => app.recording.connections.size === 2, 1000, 'both sockets were not registered')
+    await until(() => app.recording.sockets.size === 2, 1000, 'both sockets were not registered')
 
     // Terminated (1006): a dead peer gets no closing handshake. Within two intervals and a bit.
     expect(await Promise.race([closed, new Promise(resolve => setTimeout(() => resolve('still open'), 1000))])).toBe(1006)
     expect(pings).toBeGreaterThan(0)
-    await until(() => app.recording.connections.size === 1, 1000, 'the silent socket was not released')
+    await until(() => app.recording.sockets.size === 1, 1000, 'the silent socket was not released')
 
     // The phone that answers pings is still there many intervals later, and still works.
     await new Promise(resolve => setTimeout(resolve, 600))
