@@ -44,7 +44,12 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Bounds slow-loris uploads; it covers receiving a request, not streaming a response or an open WebSocket.
     requestTimeout: 30_000,
     // During app.close() a request arriving on a kept-alive connection gets 503, so load balancers retry elsewhere.
-    return503OnClosing: true
+    return503OnClosing: true,
+    // JSON.parse only ever makes "__proto__" and "constructor" own keys, and every body is parsed
+    // by a strict zod schema into a new object: the metadata schema refuses such keys with their
+    // path, where Fastify's default would answer a misleading "Body is not valid JSON".
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore'
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
