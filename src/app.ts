@@ -2,11 +2,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
-import { ingestMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
+import { ingestMetricsObserver, integrityAuditMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
 import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
+import integrityAuditPlugin from './plugins/integrity-audit.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import reportsPlugin from './plugins/reports.js'
@@ -84,6 +85,12 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     ingest: config.ingest,
     ingestObserver: ingestMetricsObserver(app.metrics),
     recordingObserver: recordingMetricsObserver(app.metrics)
+  })
+  await app.register(integrityAuditPlugin, {
+    intervalMs: config.integrityAudit.intervalMs,
+    // A sample counts about what a few reports read, so it gets a report's time.
+    timeoutMs: config.sessions.reportTimeoutMs,
+    observer: integrityAuditMetricsObserver(app.metrics)
   })
 
   await app.register(healthRoutes, {

