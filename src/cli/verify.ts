@@ -109,7 +109,7 @@ async function audit (context: CliContext, scope: AuditScope, chunkSize: number,
         const last = chunk.at(-1)
         if (!last || chunk.length < chunkSize) return
         afterId = last.sessionId
-        progress.update(`verify: ${checked} sessions checked (up to id ${afterId}), ${mismatches.length} mismatches, ${seconds(performance.now() - started)}`)
+        progress.update(`verify: ${count(checked, 'session')} checked (up to id ${afterId}), ${count(mismatches.length, 'mismatch', 'mismatches')}, ${seconds(performance.now() - started)}`)
       }
     })
   } finally {
@@ -118,11 +118,13 @@ async function audit (context: CliContext, scope: AuditScope, chunkSize: number,
   return { clean: mismatches.length === 0, sessionsChecked: checked, mismatchedSessions, mismatches, elapsedMs: Math.round(performance.now() - started) }
 }
 
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
 function summaryLine (result: VerifyResult): string {
   const found = result.clean
     ? 'no mismatches'
-    : `${result.mismatches.length} mismatches in ${result.mismatchedSessions.length} sessions`
-  return `Checked ${result.sessionsChecked} sessions in ${seconds(result.elapsedMs)}: ${found}.`
+    : `${count(result.mismatches.length, 'mismatch', 'mismatches')} in ${count(result.mismatchedSessions.length, 'session')}`
+  return `Checked ${count(result.sessionsChecked, 'session')} in ${seconds(result.elapsedMs)}: ${found}.`
 }
 
 /** pg's connection failures can be an AggregateError with an empty message (one error per address tried). */

@@ -26,6 +26,7 @@ export interface IntegrityMismatch {
 
 const asCount = (value: unknown): number | null => typeof value === 'number' && Number.isSafeInteger(value) ? value : null
 const show = (value: number | null) => value === null ? 'none' : String(value)
+const ledgerRows = (n: number) => `${n} ledger ${n === 1 ? 'row' : 'rows'}`
 
 /** The readings of a report's sensors added up; null when any of them is not a count. */
 function sensorReadingsSum (report: StoredReportCounts): number | null {
@@ -110,7 +111,7 @@ export function findMismatches (facts: SessionAuditFacts): IntegrityMismatch[] {
     found.push({
       sessionId,
       check: 'ledger_batch_ids',
-      detail: `${ledger.negativeBatchIds} ledger rows with a batch id below 0 (lowest ${show(ledger.lowestNegativeBatchId)})`,
+      detail: `${ledgerRows(ledger.negativeBatchIds)} with a batch id below 0 (lowest ${show(ledger.lowestNegativeBatchId)})`,
       values: { batches: ledger.negativeBatchIds, lowestBatchId: ledger.lowestNegativeBatchId }
     })
   }
@@ -118,7 +119,7 @@ export function findMismatches (facts: SessionAuditFacts): IntegrityMismatch[] {
     found.push({
       sessionId,
       check: 'ledger_reading_counts',
-      detail: `${ledger.nonPositiveCounts} ledger rows with reading_count <= 0 (first: batch ${show(ledger.firstNonPositiveBatchId)})`,
+      detail: `${ledgerRows(ledger.nonPositiveCounts)} with reading_count <= 0 (first: batch ${show(ledger.firstNonPositiveBatchId)})`,
       values: { batches: ledger.nonPositiveCounts, firstBatchId: ledger.firstNonPositiveBatchId }
     })
   }
@@ -126,7 +127,7 @@ export function findMismatches (facts: SessionAuditFacts): IntegrityMismatch[] {
     found.push({
       sessionId,
       check: 'ledger_spans',
-      detail: `${ledger.invertedSpans} ledger rows with first_reading_at after last_reading_at (first: batch ${show(ledger.firstInvertedBatchId)})`,
+      detail: `${ledgerRows(ledger.invertedSpans)} with first_reading_at after last_reading_at (first: batch ${show(ledger.firstInvertedBatchId)})`,
       values: { batches: ledger.invertedSpans, firstBatchId: ledger.firstInvertedBatchId }
     })
   }
