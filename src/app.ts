@@ -74,7 +74,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     connectionString: config.databaseUrl,
     poolMax: config.dbPoolMax,
     migrateOnStart: config.migrateOnStart,
-    embedded: options.embeddedDatabase ?? false
+    embedded: options.embeddedDatabase ?? false,
+    exportPoolMax: config.exports.poolMax,
+    exportPoolWaitMs: config.exports.poolWaitMs
   })
   await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
@@ -107,6 +109,6 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(adminSessionsRoutes)
   await app.register(wsRoutes)
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
-  await app.register(readingsRoutes)
+  await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   return app
 }

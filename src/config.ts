@@ -44,6 +44,11 @@ export const envSchema = z.object({
   SESSION_REPORT_TIMEOUT_MS: int(100).default(30_000),
   INTEGRITY_AUDIT_INTERVAL_MS: int(0).default(300_000),
 
+  EXPORT_MAX_PER_USER: int(1, 1000).default(2),
+  EXPORT_POOL_MAX: int(1, 500).default(4),
+  EXPORT_POOL_WAIT_MS: int(0, 60_000).default(2000),
+  EXPORT_IDLE_TIMEOUT_MS: int(100).default(30_000),
+
   WS_MAX_CONNECTIONS: int(1).default(5000),
   WS_MAX_CONNECTIONS_PER_USER: int(1).default(3),
   WS_MAX_PAYLOAD_BYTES: int(1024).default(1_048_576),
@@ -88,6 +93,12 @@ function toConfig (env: z.output<typeof envSchema>) {
       reportTimeoutMs: env.SESSION_REPORT_TIMEOUT_MS
     },
     integrityAudit: { intervalMs: env.INTEGRITY_AUDIT_INTERVAL_MS },
+    exports: {
+      maxPerUser: env.EXPORT_MAX_PER_USER,
+      poolMax: env.EXPORT_POOL_MAX,
+      poolWaitMs: env.EXPORT_POOL_WAIT_MS,
+      idleTimeoutMs: env.EXPORT_IDLE_TIMEOUT_MS
+    },
     ws: {
       maxConnections: env.WS_MAX_CONNECTIONS,
       maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,

@@ -23,7 +23,7 @@ export interface ExportTarget {
 export async function exportSession (pool: Pool, session: Session, target: ExportTarget): Promise<number> {
   const progress = exportProgress(session.totalSensorReadingsWritten, target.progress ? `session ${session.id}` : undefined)
   try {
-    const csv = await openReadingsCsv(pool, session.id, target.logger)
+    const csv = await openReadingsCsv(pool, session.id, { logger: target.logger })
     if (target.file === undefined) {
       try {
         await pipeline(csv, progress.counter, process.stdout, { end: false })

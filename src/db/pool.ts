@@ -8,6 +8,11 @@ pg.types.setTypeParser(pg.types.builtins.INT8, value => Number(value))
 export type Pool = pg.Pool
 export type PoolClient = pg.PoolClient
 
+/** Where a checked-out client comes from: the service's pool, or the bounded pool exports use (export-pool.ts). */
+export interface ClientSource {
+  connect: () => Promise<PoolClient>
+}
+
 export interface PoolOptions {
   connectionString: string
   max: number
@@ -29,7 +34,7 @@ export function createPool ({ connectionString, max, logger, applicationName = '
 }
 
 /** Runs fn inside BEGIN/COMMIT on one client, rolling back on any error. */
-export async function withTransaction<T> (pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T> (pool: ClientSource, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken = false
   // A checked-out client has no error listener of the pool's: a connection lost between two

@@ -1,5 +1,5 @@
 import type { ReadingsCursor, SensorReadingOutput } from '../schemas/readings.js'
-import { withTransaction, type Pool } from './pool.js'
+import { withTransaction, type ClientSource } from './pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
 
 export interface ReadingsPageOptions {
@@ -28,18 +28,31 @@ interface ReadingRow {
 }
 
 /**
+ * The instant cut to whole microseconds, rounding down. PostgreSQL keeps
+ * microseconds and rounds a finer input to the nearest one, so
+ * `ts > '…21.7529996Z'` would become `ts > '…21.753000Z'` and skip a reading
+ * at .753000, which is later than .7529996. Rounding down instead keeps
+ * "strictly later" exact at the microsecond precision readings are stored
+ * (and cursors written) with. Cutting the local fraction is a floor of the
+ * instant too: UTC offsets are whole minutes.
+ */
+export function floorToMicroseconds (iso: string): string {
+  return iso.replace(/(\.\d{6})\d+/, '$1')
+}
+
+/**
  * One page of a session's readings in time order. Every row carries its
  * ordinal among the readings sharing its (timestamp, sensor); a cursor is
  * (timestamp, sensor, ordinal), so the next page starts exactly after the
  * last reading returned even inside such a group. Reads one row past the
  * page to know whether another page exists.
  */
-export async function findReadingsPage (pool: Pool, sessionId: number, options: ReadingsPageOptions): Promise<ReadingsPage> {
+export async function findReadingsPage (pool: ClientSource, sessionId: number, options: ReadingsPageOptions): Promise<ReadingsPage> {
   const values: unknown[] = [sessionId]
   const where = ['session_id = $1']
   let resume = ''
   if (options.after !== undefined) {
-    values.push(options.after)
+    values.push(floorToMicroseconds(options.after))
     where.push(`ts > $${values.length}::timestamptz`)
   }
   if (options.cursor) {

@@ -1,12 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { migrate } from '../db/migrate.js'
+import { ExportPool } from '../db/export-pool.js'
 import { createPool, type Pool } from '../db/pool.js'
 import { detectStorage, type StorageInfo } from '../db/storage.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: Pool
+    /** The bounded pool readings exports run on, apart from db so they cannot starve ingest or auth. */
+    exportPool: ExportPool
     storage: StorageInfo
   }
 }
@@ -16,6 +19,8 @@ export interface DbPluginOptions {
   poolMax: number
   migrateOnStart: boolean
   embedded: boolean
+  exportPoolMax: number
+  exportPoolWaitMs: number
 }
 
 async function dbPlugin (fastify: FastifyInstance, options: DbPluginOptions) {
@@ -28,11 +33,18 @@ async function dbPlugin (fastify: FastifyInstance, options: DbPluginOptions) {
     await pool.end()
     throw err
   }
-  fastify.addHook('onClose', async () => { await pool.end() })
+  const exportPool = new ExportPool({
+    connectionString: options.connectionString,
+    max: options.exportPoolMax,
+    waitMs: options.exportPoolWaitMs,
+    logger: fastify.log
+  })
+  fastify.addHook('onClose', async () => { await Promise.all([pool.end(), exportPool.end()]) })
   fastify.log.info({ storage }, storage.readingsHypertable
     ? 'Readings are stored in a TimescaleDB hypertable.'
     : 'Readings are stored in a plain PostgreSQL table (TimescaleDB not available).')
   fastify.decorate('db', pool)
+  fastify.decorate('exportPool', exportPool)
   fastify.decorate('storage', storage)
 }
 

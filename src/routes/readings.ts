@@ -1,11 +1,55 @@
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import type { FastifyReply, FastifyRequest, FastifySerializerCompiler } from 'fastify'
+import { serializerCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { ExportPoolBusyError } from '../db/export-pool.js'
 import { openReadingsCsv } from '../db/readings-export.js'
 import { findReadingsPage } from '../db/readings-repository.js'
+import { PerUserExportLimit } from '../export-limit.js'
 import { errorResponse, idParam } from '../schemas/common.js'
-import { encodeReadingsCursor, readingsPage, readingsQuery } from '../schemas/readings.js'
+import { encodeReadingsCursor, readingsPage, readingsQuery, stringifyReadingsPage, type ReadingsPageOutput } from '../schemas/readings.js'
 import { findVisibleSession } from './session-access.js'
 
-const readingsRoutes: FastifyPluginAsyncZod = async (fastify) => {
+export interface ReadingsRoutesOptions {
+  /** Exports (CSV downloads and JSON pages) one user may run at once; past it, 429. */
+  maxExportsPerUser: number
+  /** A CSV download whose reader takes nothing for this long is aborted and its connection freed. */
+  exportIdleTimeoutMs: number
+}
+
+// Long enough for a running export to make way, short enough that a script's retry is not idle for long.
+const RETRY_AFTER_SECONDS = 5
+
+function refuse (reply: FastifyReply, statusCode: 429 | 503, error: string, message: string) {
+  return reply.code(statusCode).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error, message })
+}
+
+/** The zod serializers, except that a page keeps an axis of -0 (JSON.stringify writes 0; the CSV keeps the sign). */
+const readingsPageSerializer: FastifySerializerCompiler<unknown> = route => {
+  if (route.httpStatus === '200') return (data: unknown) => stringifyReadingsPage(readingsPage.encode(data as ReadingsPageOutput))
+  return serializerCompiler(route as Parameters<typeof serializerCompiler>[0])
+}
+
+/**
+ * The read path's exports share two limits, so that however many downloads
+ * stall, ingest, auth and /health keep their connections: a per-user count
+ * (429), and the export pool's few connections, apart from the service's
+ * pool (503 once none comes free within EXPORT_POOL_WAIT_MS).
+ */
+const readingsRoutes: FastifyPluginAsyncZod<ReadingsRoutesOptions> = async (fastify, options) => {
+  const perUser = new PerUserExportLimit(options.maxExportsPerUser)
+
+  /** One of the caller's export slots, or undefined once the refusal is sent. */
+  function claimExportSlot (request: FastifyRequest, reply: FastifyReply): (() => void) | undefined {
+    const release = perUser.tryAcquire((request.auth as NonNullable<typeof request.auth>).userId)
+    if (!release) {
+      refuse(reply, 429, 'TOO_MANY_EXPORTS',
+        `At most ${perUser.maxPerUser} exports per user may run at once; retry when one has finished`)
+    }
+    return release
+  }
+
+  const exportsBusy = (reply: FastifyReply) =>
+    refuse(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
+
   fastify.get('/sessions/:id/readings', {
     onRequest: fastify.authenticate,
     schema: {
@@ -13,13 +57,23 @@ const readingsRoutes: FastifyPluginAsyncZod = async (fastify) => {
       summary: 'A page of a session\'s readings in time order (owner or admin)',
       params: idParam,
       querystring: readingsQuery,
-      response: { 200: readingsPage, 400: errorResponse, 404: errorResponse }
-    }
-  }, async (request) => {
+      response: { 200: readingsPage, 400: errorResponse, 404: errorResponse, 429: errorResponse, 503: errorResponse }
+    },
+    serializerCompiler: readingsPageSerializer
+  }, async (request, reply) => {
     const { id } = request.params
-    await findVisibleSession(fastify.db, request.auth, id)
-    const page = await findReadingsPage(fastify.db, id, request.query)
-    return { items: page.items, nextCursor: page.next && encodeReadingsCursor(page.next), take: request.query.take }
+    const release = claimExportSlot(request, reply)
+    if (!release) return reply
+    try {
+      await findVisibleSession(fastify.db, request.auth, id)
+      const page = await findReadingsPage(fastify.exportPool, id, request.query)
+      return { items: page.items, nextCursor: page.next && encodeReadingsCursor(page.next), take: request.query.take }
+    } catch (err) {
+      if (err instanceof ExportPoolBusyError) return exportsBusy(reply)
+      throw err
+    } finally {
+      release()
+    }
   })
 
   fastify.get('/sessions/:id/readings.csv', {
@@ -34,12 +88,22 @@ const readingsRoutes: FastifyPluginAsyncZod = async (fastify) => {
     }
   }, async (request, reply) => {
     const { id } = request.params
-    await findVisibleSession(fastify.db, request.auth, id)
-    const csv = await openReadingsCsv(fastify.db, id, request.log)
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="session-${id}.csv"`)
-      .send(csv)
+    const release = claimExportSlot(request, reply)
+    if (!release) return reply
+    try {
+      await findVisibleSession(fastify.db, request.auth, id)
+      const csv = await openReadingsCsv(fastify.exportPool, id, { logger: request.log, idleTimeoutMs: options.exportIdleTimeoutMs })
+      // The slot is the user's for as long as the stream holds its connection: to its end, an error, or an abort.
+      csv.once('close', release)
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="session-${id}.csv"`)
+        .send(csv)
+    } catch (err) {
+      release()
+      if (err instanceof ExportPoolBusyError) return exportsBusy(reply)
+      throw err
+    }
   })
 }
 

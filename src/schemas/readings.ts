@@ -80,3 +80,18 @@ export const readingsPage = z.object({
   nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page'),
   take: z.number().int()
 })
+export type ReadingsPageOutput = z.infer<typeof readingsPage>
+
+// A reading's strings come from PostgreSQL text, which cannot hold NUL, so none can look like this marker.
+const NEGATIVE_ZERO_MARKER = '\u0000-0'
+const NEGATIVE_ZERO_MARKER_JSON = JSON.stringify(NEGATIVE_ZERO_MARKER)
+
+/**
+ * A readings page as JSON text. JSON.stringify writes -0 as 0, dropping the
+ * sign the phone sent and the CSV keeps; `-0` is valid JSON and parses back
+ * to -0, so an axis that is -0 is written as `-0`.
+ */
+export function stringifyReadingsPage (page: ReadingsPageOutput): string {
+  return JSON.stringify(page, (_key, value: unknown) => Object.is(value, -0) ? NEGATIVE_ZERO_MARKER : value)
+    .replaceAll(NEGATIVE_ZERO_MARKER_JSON, '-0')
+}

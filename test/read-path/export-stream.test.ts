@@ -91,12 +91,14 @@ describe('CSV export of a large session', () => {
     // Unread, the export blocks the server on its socket: the COPY is still running.
     const [running] = await runningExports()
     expect(running).toBeDefined()
-    expect(app.db.totalCount - app.db.idleCount).toBe(1)
+    // The export runs on the export pool; the service's pool lends nothing to it.
+    expect(app.exportPool.active).toBe(1)
+    expect(app.db.totalCount - app.db.idleCount).toBe(0)
 
     response.destroy()
     await vi.waitFor(async () => {
       expect(await runningExports()).toEqual([])
-      expect(app.db.totalCount - app.db.idleCount).toBe(0)
+      expect(app.exportPool.active).toBe(0)
     }, { timeout: 10_000, interval: 50 })
     const { rows } = await observer.query('select 1 from pg_stat_activity where pid = $1', [running?.pid])
     expect(rows).toEqual([])
