@@ -138,7 +138,16 @@ export async function findSessionReport (db: Queryable, sessionId: number): Prom
   return row?.report
 }
 
-/** Marks an ended session's report as due again, with fresh attempts: the reaper recomputes it. */
+/**
+ * Marks an ended session's report as due again, with fresh attempts: the
+ * reaper recomputes it. The stored report is withdrawn in the same statement:
+ * it judged the session against what its metadata no longer says, and until
+ * the new one is stored the session shows none (GET /sessions/:id/report
+ * computes it on request).
+ */
 export async function markReportPending (db: Queryable, sessionId: number): Promise<void> {
-  await db.query('update sessions set report_pending = true, report_attempts = 0 where id = $1 and destroyed_at is not null', [sessionId])
+  await db.query(
+    `with marked as (
+       update sessions set report_pending = true, report_attempts = 0 where id = $1 and destroyed_at is not null returning id)
+     delete from session_reports where session_id in (select id from marked)`, [sessionId])
 }

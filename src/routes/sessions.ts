@@ -96,11 +96,12 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
       throw new AppError(413, 'METADATA_TOO_LARGE', `The merged metadata would take ${result.bytes} bytes; the limit is ${options.metadataMaxBytes}`)
     }
     // The report judges the rate against metadata sampleRateHz: a new intent means a new report.
-    // Marked due first, so that if computing it now fails, the reaper does it.
+    // Marked due first (the old report withdrawn), so that whatever is not computed now the reaper
+    // computes; the answer then says report: null rather than show the summary of the old intent.
     if (result.session.destroyedAt && request.body.metadata && 'sampleRateHz' in request.body.metadata) {
       await markReportPending(fastify.db, id)
-      const summary = await fastify.reports.summaryOf(id, true)
-      if (summary) return { ...result.session, report: summary }
+      const recomputed = await fastify.reports.recompute(id, (request.auth as NonNullable<typeof request.auth>).userId)
+      return { ...result.session, report: recomputed.status === 'ready' ? recomputed.summary : null }
     }
     return result.session
   })
