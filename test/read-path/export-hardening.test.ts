@@ -200,7 +200,7 @@ describe('a user who opens many downloads and reads none', () => {
     expect((await csv.text()).split('\n')[0]).toBe(CSV_HEADER)
     const json = await fetch(`${base}/sessions/${other.session}/readings`, { headers: bearer(other.token) })
     expect(json.status).toBe(200)
-    expect((await json.json()).items).toHaveLength(3)
+    expect(((await json.json()) as { items: unknown[] }).items).toHaveLength(3)
 
     // Past the idle timeout both stalled downloads are cut, their COPYs stopped and connections freed.
     await vi.waitFor(async () => {
