@@ -91,6 +91,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(integrityAuditPlugin, {
     intervalMs: config.integrityAudit.intervalMs,
     // A sample counts about what a few reports read, so it gets a report's time.
+    push: config.push,
     timeoutMs: config.sessions.reportTimeoutMs,
     observer: integrityAuditMetricsObserver(app.metrics)
   })

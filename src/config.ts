@@ -58,6 +58,11 @@ export const envSchema = z.object({
 
   INGEST_WRITERS: int(1, 64).default(2),
   INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
+  PUSH_MAX_READINGS: int(1, 100_000).default(5000),
+  PUSH_MAX_INFLIGHT_PER_USER: int(1, 1000).default(4),
+  MQTT_URL: optionalText,
+  MQTT_TOPIC: z.string().min(1).default('motion-ingest/+'),
+
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 
@@ -111,6 +116,14 @@ function toConfig (env: z.output<typeof envSchema>) {
       writers: env.INGEST_WRITERS,
       maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
       maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
+    push: {
+      maxReadings: env.PUSH_MAX_READINGS,
+      maxInflightPerUser: env.PUSH_MAX_INFLIGHT_PER_USER
+    },
+    mqtt: {
+      url: env.MQTT_URL,
+      topic: env.MQTT_TOPIC
+    },
       groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
     },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS

@@ -43,6 +43,14 @@ const toEnded = (row: EndedRow): EndedSession => ({
   report: row.summary ?? null
 })
 
+/** Where a session's batches come from, for push clients (Sensor Logger) that name their own recording. */
+export interface SessionOrigin {
+  /** The app's own id of the recording; push messages find their session by it. */
+  appSessionId?: string
+  /** The first batch id of the session: lost batches are counted from it. */
+  firstBatchId?: number
+}
+
 /**
  * The user's active session, or a new one. The partial unique index on
  * (user_id) where destroyed_at is null makes "one active session per user"
@@ -50,13 +58,14 @@ const toEnded = (row: EndedRow): EndedSession => ({
  * winner's session. An active session past its expiry is ended first, so a
  * phone never resumes a session the reaper has not reached yet.
  */
-export async function createOrResumeSession (db: Queryable, userId: number, ttlSeconds: number, metadata: SessionMetadata): Promise<{ session: SessionState, created: boolean, expired: EndedSession[] }> {
+export async function createOrResumeSession (db: Queryable, userId: number, ttlSeconds: number, metadata: SessionMetadata, origin: SessionOrigin = {}): Promise<{ session: SessionState, created: boolean, expired: EndedSession[] }> {
   const expired = await endExpiredSessions(db, userId)
   for (let attempt = 0; attempt < 3; attempt++) {
     const { rows: [inserted] } = await db.query<{ id: number, user_id: number, created_at: Date, expires_at: Date }>(
-      `insert into sessions (user_id, expires_at, metadata) values ($1, now() + make_interval(secs => $2), $3)
+      `insert into sessions (user_id, expires_at, metadata, app_session_id, first_batch_id)
+       values ($1, now() + make_interval(secs => $2), $3, $4, $5)
        on conflict (user_id) where destroyed_at is null do nothing
-       returning id, user_id, created_at, expires_at`, [userId, ttlSeconds, metadata])
+       returning id, user_id, created_at, expires_at`, [userId, ttlSeconds, metadata, origin.appSessionId ?? null, origin.firstBatchId ?? 0])
     if (inserted) {
       return { session: { id: inserted.id, userId: inserted.user_id, createdAt: inserted.created_at, expiresAt: inserted.expires_at }, created: true, expired }
     }

@@ -7,6 +7,7 @@ import { IngestPipeline } from '../ingest/pipeline.js'
 import type { IngestObserver } from '../ingest/types.js'
 import { BatchIntake } from '../recording/batch-intake.js'
 import type { RecordingObserver } from '../recording/observer.js'
+import { PushRecorder } from '../recording/push-recorder.js'
 import { RecordingSessions } from '../recording/recording-sessions.js'
 import { RecordingSockets, type SocketObserver } from '../recording/recording-sockets.js'
 import { startSessionReaper } from '../recording/session-reaper.js'
@@ -21,6 +22,8 @@ declare module 'fastify' {
       intake: BatchIntake
       /** This instance's recording sockets. */
       sockets: RecordingSockets
+      /** Push clients' messages (Sensor Logger over HTTP push and MQTT). */
+      push: PushRecorder
       pipeline: IngestPipeline
     }
   }
@@ -30,6 +33,7 @@ export interface RecordingPluginOptions {
   sessions: Pick<Config['sessions'], 'batchSize' | 'ttlSeconds' | 'metadataMaxBytes' | 'reaperIntervalMs'>
   ws: Pick<Config['ws'], 'maxConnections' | 'maxConnectionsPerUser' | 'maxPayloadBytes' | 'createSessionTimeoutMs' | 'pingIntervalMs' | 'maxInflightBatches'>
   ingest: Config['ingest']
+  push: Config['push']
   ingestObserver?: IngestObserver
   recordingObserver?: RecordingObserver & SocketObserver
 }
@@ -37,8 +41,8 @@ export interface RecordingPluginOptions {
 /** A peer that lets this much unsent data pile up is not reading its socket. */
 const MAX_SEND_BUFFER_BYTES = 4 * 1024 * 1024
 
-function checkOptions ({ sessions, ws, ingest }: RecordingPluginOptions): void {
-  const numbers = { ...sessions, ...ws, ...ingest }
+function checkOptions ({ sessions, ws, ingest, push }: RecordingPluginOptions): void {
+  const numbers = { ...sessions, ...ws, ...ingest, ...push }
   for (const [name, value] of Object.entries(numbers)) {
     if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`recording plugin: ${name} must be a positive integer, got ${String(value)}`)
   }
@@ -51,7 +55,7 @@ function checkOptions ({ sessions, ws, ingest }: RecordingPluginOptions): void {
  */
 async function recordingPlugin (fastify: FastifyInstance, options: RecordingPluginOptions) {
   checkOptions(options)
-  const { sessions: sessionSettings, ws, ingest, ingestObserver, recordingObserver } = options
+  const { sessions: sessionSettings, ws, ingest, push, ingestObserver, recordingObserver } = options
   const log = fastify.log.child({ component: 'recording' })
   const pipeline = new IngestPipeline({
     sinks: Array.from({ length: ingest.writers }, () => new PgCopySink(fastify.db, ingest.groupTimeoutMs)),
@@ -89,7 +93,14 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
     }
   })
   const reaper = startSessionReaper({ sessions, reporter: fastify.reports, intervalMs: sessionSettings.reaperIntervalMs, log })
-  fastify.decorate('recording', { sessions, intake, sockets, pipeline })
+  const pushRecorder = new PushRecorder({
+    db: fastify.db,
+    sessions,
+    intake,
+    maxReadingsPerMessage: push.maxReadings,
+    maxInflightPerUser: push.maxInflightPerUser
+  })
+  fastify.decorate('recording', { sessions, intake, sockets, push: pushRecorder, pipeline })
 
   await fastify.register(websocket, {
     options: { maxPayload: ws.maxPayloadBytes },

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js'
 import {
   createOrResumeSession, destroySession, endExpiredSessions, findActiveSession, findEndedSessions, findGoneSessions,
-  type EndedSession, type SessionState
+  type EndedSession, type SessionOrigin, type SessionState
 } from '../db/session-lifecycle.js'
 import { findSessionById } from '../db/sessions-repository.js'
 import { isForeignKeyViolation } from '../db/errors.js'
@@ -70,13 +70,13 @@ export class RecordingSessions {
   }
 
   /** The user's active session, or a new one with this metadata. */
-  async start (userId: number, metadata: SessionMetadata): Promise<StartResult> {
+  async start (userId: number, metadata: SessionMetadata, origin?: SessionOrigin): Promise<StartResult> {
     const bytes = Buffer.byteLength(JSON.stringify(metadata))
     const limit = this.options.metadataMaxBytes
     if (bytes > limit) return { status: 'metadata_too_large', bytes, limit }
     let result
     try {
-      result = await createOrResumeSession(this.options.db, userId, this.options.ttlSeconds, metadata)
+      result = await createOrResumeSession(this.options.db, userId, this.options.ttlSeconds, metadata, origin)
     } catch (err) {
       if (isForeignKeyViolation(err)) return { status: 'user_gone' }
       throw err

@@ -94,7 +94,7 @@ describe('RecordingConnection', () => {
     const phone = await phoneOf(await newUser())
     phone.send('create_session', {})
     const { sessionId } = await phone.expect('session_created')
-    const readings: Array<Record<string, unknown>> = makeReadings(BATCH)
+    const readings: Array<Record<string, unknown>> = makeReadings(BATCH).map(reading => ({ ...reading }))
     readings[3] = { ...readings[3], xAxis: 'fast' }
     phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
     const answer = await phone.expect('invalid_sensor_reading_schema')
