@@ -34,6 +34,7 @@ export const envSchema = z.object({
   ACCESS_TOKEN_TTL_SECONDS: int(60).default(7 * 24 * 3600),
   ALLOW_PUBLIC_KEY_LOGIN: flag.default(true),
   CHALLENGE_TTL_SECONDS: int(10, 3600).default(300),
+  CHALLENGE_MAX_PENDING: int(1).default(10_000),
   AUTH_RATE_LIMIT_PER_MINUTE: int(1).default(30),
   METRICS_TOKEN: optionalText,
 
@@ -87,6 +88,7 @@ function toConfig (env: z.output<typeof envSchema>) {
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       allowPublicKeyLogin: env.ALLOW_PUBLIC_KEY_LOGIN,
       challengeTtlSeconds: env.CHALLENGE_TTL_SECONDS,
+      maxPendingChallenges: env.CHALLENGE_MAX_PENDING,
       rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE
     },
     metricsToken: env.METRICS_TOKEN,

@@ -1,19 +1,29 @@
 import { randomBytes } from 'node:crypto'
-import { consumeChallenge, deleteStaleChallenges, findRecentChallenges, insertChallenge } from '../db/auth-challenges-repository.js'
+import {
+  consumeChallenge, deleteStaleChallenges, findChallengeByNonce, findPendingChallenges, findSettledChallenges,
+  insertChallengeWithinBound, type StoredChallenge
+} from '../db/auth-challenges-repository.js'
 import type { Queryable } from '../db/queryable.js'
 import { findUserByPublicKeyForms } from '../db/users-repository.js'
 import { AppError } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { User } from '../schemas/users.js'
 import { parsePublicKey, publicKeyForms, publicKeyProblem } from './public-key.js'
-import { SIGNATURE_FORMATS, signatureCheck, type SigningKey } from './signatures.js'
+import { SIGNATURE_FORMATS, signatureCheck, type SignatureCheck, type SigningKey } from './signatures.js'
 
 export const SERVICE_NAME = 'motion-ingest'
-/** How many recent challenges per key are kept and tried; a few devices signing in at once fit. */
-export const CHALLENGES_PER_KEY = 5
+/**
+ * How many of a key's pending challenges a verification without a nonce
+ * tries, newest first: plenty for a few devices signing in at once, and few
+ * enough to bound the signature checks one request can cost.
+ */
+export const PENDING_TRIED_WITHOUT_NONCE = 20
+/** How many used or expired challenges are tried, so a replay or a late answer is refused with its real reason. */
+const SETTLED_TRIED_WITHOUT_NONCE = 5
 /** Used and expired challenges are kept this long so a late replay is refused with its real reason. */
 export const RETAIN_AFTER_EXPIRY_SECONDS = 3600
 const CLEANUP_INTERVAL_MS = 60_000
+const BOUND_WARNING_INTERVAL_MS = 60_000
 
 export interface ChallengeFields {
   publicKey: string
@@ -57,9 +67,15 @@ function signingKey (publicKey: string): SigningKey {
 }
 
 const refused = (code: string, message: string) => new AppError(401, code, message)
+const notFound = (message = 'No challenge with this nonce was issued for this public key, or it was cleaned up; request one from POST /auth/challenge') =>
+  refused('CHALLENGE_NOT_FOUND', message)
+const invalidSignature = () =>
+  refused('INVALID_SIGNATURE', 'The signature is not this key\'s signature of a challenge issued for it: wrong key, or the message was altered')
 
 export interface ChallengeServiceOptions {
   ttlSeconds: number
+  /** Most unused, unexpired challenges over all keys; beyond it /auth/challenge answers 503. */
+  maxPending: number
   log?: Log
 }
 
@@ -67,8 +83,9 @@ export interface ChallengeServiceOptions {
  * Issues and verifies one-time sign-in challenges. All state is in the
  * database, so a challenge issued by one instance verifies on any other.
  */
-export function createChallengeService (db: Queryable, { ttlSeconds, log }: ChallengeServiceOptions) {
+export function createChallengeService (db: Queryable, { ttlSeconds, maxPending, log }: ChallengeServiceOptions) {
   let lastCleanup = 0
+  let lastBoundWarning = 0
 
   async function cleanUpNowAndThen (): Promise<void> {
     if (Date.now() - lastCleanup < CLEANUP_INTERVAL_MS) return
@@ -84,7 +101,8 @@ export function createChallengeService (db: Queryable, { ttlSeconds, log }: Chal
 
   /**
    * A challenge for any well-formed key, registered or not, so the answer
-   * does not reveal whether a user holds the key.
+   * does not reveal whether a user holds the key. Issuing never removes
+   * another challenge: at the bound it refuses instead.
    */
   async function issue (publicKey: string): Promise<IssuedChallenge> {
     const key = signingKey(publicKey)
@@ -97,27 +115,63 @@ export function createChallengeService (db: Queryable, { ttlSeconds, log }: Chal
       expiresAt: new Date(issuedAt.getTime() + ttlSeconds * 1000)
     }
     const message = challengeMessage(fields)
-    await insertChallenge(db, { ...fields, message }, CHALLENGES_PER_KEY)
+    if (!await insertChallengeWithinBound(db, { ...fields, message }, maxPending)) {
+      // Once a minute at most: a flood of challenge requests must not become a flood of log lines.
+      if (Date.now() - lastBoundWarning >= BOUND_WARNING_INTERVAL_MS) {
+        lastBoundWarning = Date.now()
+        log?.warn({ maxPending }, 'Sign-in challenges refused: the pending challenges reached the bound.')
+      }
+      throw new AppError(503, 'TOO_MANY_PENDING_CHALLENGES',
+        'Too many sign-in challenges are pending on this service; retry in a minute')
+    }
     return { ...fields, scheme: key.scheme, message }
   }
 
+  /** The key's challenge named by the nonce, if the signature is the key's signature of it. */
+  async function signedNamedChallenge (publicKey: string, nonce: string, check: SignatureCheck): Promise<StoredChallenge> {
+    const challenge = await findChallengeByNonce(db, nonce)
+    // A nonce issued for another key is as unknown to this key as one never issued.
+    if (!challenge || challenge.publicKey !== publicKey) throw notFound()
+    if (!check(challenge.message)) throw invalidSignature()
+    return challenge
+  }
+
   /**
-   * The user who signed one of the key's recent challenges. The signature is
-   * checked before the user is looked up, so only the key's holder can learn
-   * whether the key is registered.
+   * For clients that do not send the nonce: the one of the key's recent
+   * challenges the signature is for. Pending ones come first; used and
+   * expired ones only tell a replay or a late answer apart from a bad
+   * signature.
    */
-  async function verify (publicKey: string, signature: string): Promise<User> {
+  async function signedRecentChallenge (publicKey: string, check: SignatureCheck): Promise<StoredChallenge> {
+    const pending = await findPendingChallenges(db, publicKey, PENDING_TRIED_WITHOUT_NONCE)
+    const signed = pending.find(challenge => check(challenge.message))
+    if (signed) return signed
+    const settled = await findSettledChallenges(db, publicKey, SETTLED_TRIED_WITHOUT_NONCE)
+    const late = settled.find(challenge => check(challenge.message))
+    if (late) return late
+    if (pending.length === 0 && settled.length === 0) {
+      throw notFound('No challenge was issued for this public key, or it was cleaned up; request one from POST /auth/challenge')
+    }
+    if (pending.length === PENDING_TRIED_WITHOUT_NONCE) {
+      // Anyone can request challenges for a public key: the signed one may be older than those tried.
+      throw notFound(`The signed challenge is not among this key's ${PENDING_TRIED_WITHOUT_NONCE} newest pending challenges; send its nonce with the signature`)
+    }
+    throw invalidSignature()
+  }
+
+  /**
+   * The user who signed a challenge issued for the key: the one named by
+   * `nonce`, or without it one of the key's recent challenges. The signature
+   * is checked before the user is looked up, so only the key's holder can
+   * learn whether the key is registered.
+   */
+  async function verify (publicKey: string, signature: string, nonce?: string): Promise<User> {
     const key = signingKey(publicKey)
     const check = signatureCheck(key, signature)
     if (!check) throw new AppError(400, 'MALFORMED_SIGNATURE', `Malformed signature: ${SIGNATURE_FORMATS[key.scheme]}`)
-    const challenges = await findRecentChallenges(db, key.canonical, CHALLENGES_PER_KEY)
-    if (challenges.length === 0) {
-      throw refused('CHALLENGE_NOT_FOUND', 'No challenge was issued for this public key, or it was cleaned up; request one from POST /auth/challenge')
-    }
-    const signed = challenges.find(challenge => check(challenge.message))
-    if (!signed) {
-      throw refused('INVALID_SIGNATURE', 'The signature is not this key\'s signature of a challenge issued for it: wrong key, or the message was altered')
-    }
+    const signed = nonce === undefined
+      ? await signedRecentChallenge(key.canonical, check)
+      : await signedNamedChallenge(key.canonical, nonce, check)
     if (signed.consumed) throw refused('CHALLENGE_ALREADY_USED', 'This challenge was already used; request a new one from POST /auth/challenge')
     if (signed.expired) throw refused('CHALLENGE_EXPIRED', `This challenge expired at ${signed.expiresAt.toISOString()}; request a new one from POST /auth/challenge`)
     if (!await consumeChallenge(db, signed.nonce)) {

@@ -11,6 +11,7 @@ export interface NewChallenge {
 /** A stored challenge with its state judged by the database clock, which every instance shares. */
 export interface StoredChallenge {
   nonce: string
+  publicKey: string
   message: string
   expiresAt: Date
   expired: boolean
@@ -19,37 +20,68 @@ export interface StoredChallenge {
 
 interface ChallengeRow {
   nonce: string
+  public_key: string
   message: string
   expires_at: Date
   expired: boolean
   consumed: boolean
 }
 
+const CHALLENGE_COLUMNS = `nonce, public_key, message, expires_at,
+  expires_at <= now() as expired, consumed_at is not null as consumed`
+
+const toChallenge = (row: ChallengeRow): StoredChallenge => ({
+  nonce: row.nonce,
+  publicKey: row.public_key,
+  message: row.message,
+  expiresAt: row.expires_at,
+  expired: row.expired,
+  consumed: row.consumed
+})
+
 /**
- * Stores a challenge and drops the key's oldest ones beyond `keepPerKey`, so
- * that verification, which tries each recent challenge of a key, stays cheap.
+ * Stores a challenge unless `maxPending` unused, unexpired challenges already
+ * exist over all keys; returns whether it was stored. Nothing is ever evicted
+ * to make room, so nobody can invalidate another client's pending challenge.
+ * Instances inserting at the same moment may each see room for one more, so
+ * the bound can be passed by a few rows: it bounds storage, not exactly.
  */
-export async function insertChallenge (db: Queryable, challenge: NewChallenge, keepPerKey: number): Promise<void> {
-  // Both statements see the table as it was before the insert, so offset
-  // keepPerKey - 1 keeps that many older rows next to the new one.
-  await db.query(
-    `with inserted as (
-       insert into auth_challenges (nonce, public_key, message, issued_at, expires_at)
-       values ($1, $2, $3, $4, $5)
-     )
-     delete from auth_challenges where nonce in (
-       select nonce from auth_challenges where public_key = $2
-       order by issued_at desc, nonce offset $6)`,
-    [challenge.nonce, challenge.publicKey, challenge.message, challenge.issuedAt, challenge.expiresAt, keepPerKey - 1])
+export async function insertChallengeWithinBound (db: Queryable, challenge: NewChallenge, maxPending: number): Promise<boolean> {
+  // The inner limit stops the count at the bound, so its cost does not grow with the table.
+  const { rowCount } = await db.query(
+    `insert into auth_challenges (nonce, public_key, message, issued_at, expires_at)
+     select $1, $2, $3, $4, $5
+     where (select count(*) from (
+       select 1 from auth_challenges where consumed_at is null and expires_at > now() limit $6) pending) < $6`,
+    [challenge.nonce, challenge.publicKey, challenge.message, challenge.issuedAt, challenge.expiresAt, maxPending])
+  return rowCount === 1
 }
 
-/** The key's most recent challenges, newest first, including used and expired ones. */
-export async function findRecentChallenges (db: Queryable, publicKey: string, limit: number): Promise<StoredChallenge[]> {
+/** The challenge with this nonce, whatever its key and state. */
+export async function findChallengeByNonce (db: Queryable, nonce: string): Promise<StoredChallenge | undefined> {
+  const { rows: [row] } = await db.query<ChallengeRow>(
+    `select ${CHALLENGE_COLUMNS} from auth_challenges where nonce = $1`, [nonce])
+  return row && toChallenge(row)
+}
+
+/** The key's newest unused, unexpired challenges, newest first. */
+export async function findPendingChallenges (db: Queryable, publicKey: string, limit: number): Promise<StoredChallenge[]> {
   const { rows } = await db.query<ChallengeRow>(
-    `select nonce, message, expires_at, expires_at <= now() as expired, consumed_at is not null as consumed
-     from auth_challenges where public_key = $1 order by issued_at desc, nonce limit $2`,
+    `select ${CHALLENGE_COLUMNS} from auth_challenges
+     where public_key = $1 and consumed_at is null and expires_at > now()
+     order by issued_at desc, nonce limit $2`,
     [publicKey, limit])
-  return rows.map(row => ({ nonce: row.nonce, message: row.message, expiresAt: row.expires_at, expired: row.expired, consumed: row.consumed }))
+  return rows.map(toChallenge)
+}
+
+/** The key's newest used or expired challenges, newest first: what a refused replay is recognised by. */
+export async function findSettledChallenges (db: Queryable, publicKey: string, limit: number): Promise<StoredChallenge[]> {
+  const { rows } = await db.query<ChallengeRow>(
+    `select ${CHALLENGE_COLUMNS} from auth_challenges
+     where public_key = $1 and (consumed_at is not null or expires_at <= now())
+     order by issued_at desc, nonce limit $2`,
+    [publicKey, limit])
+  return rows.map(toChallenge)
 }
 
 /**

@@ -35,6 +35,11 @@ async function errorHandlerPlugin (fastify: FastifyInstance) {
     }
     const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
     if (statusCode >= 500) {
+      // The service's own 503s (busy, a report too slow) are expected under load: their code and message say it all.
+      if (err instanceof AppError && statusCode === 503) {
+        request.log.info({ code: err.code, req: request }, 'Request refused: service busy.')
+        return reply.code(503).send({ error: err.code, message: err.message })
+      }
       request.log.error({ err, request: { method: request.method, url: redactUrl(request.url) } }, 'Request failed.')
       return reply.code(statusCode).send({ error: REASONS[statusCode] ?? 'INTERNAL_ERROR', message: statusCode === 503 ? err.message : 'Internal Server Error' })
     }

@@ -13,6 +13,7 @@ export interface AuthRoutesOptions {
   accessTokenTtlSeconds: number
   allowPublicKeyLogin: boolean
   challengeTtlSeconds: number
+  maxPendingChallenges: number
 }
 
 function sameText (a: string, b: string): boolean {
@@ -24,6 +25,7 @@ function sameText (a: string, b: string): boolean {
 const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, options) => {
   const challenges = createChallengeService(fastify.db, {
     ttlSeconds: options.challengeTtlSeconds,
+    maxPending: options.maxPendingChallenges,
     log: fastify.log.child({ component: 'auth-challenges' })
   })
 
@@ -55,9 +57,10 @@ const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, opt
     schema: {
       tags: ['auth'],
       summary: 'A one-time message to sign with the key\'s private key',
-      description: 'Answers the same for registered and unknown keys; /auth/verify decides.',
+      description: 'Answers the same for registered and unknown keys; /auth/verify decides. ' +
+        'Issuing never invalidates another pending challenge; when too many are pending over all keys it answers 503 TOO_MANY_PENDING_CHALLENGES.',
       body: challengeBody,
-      response: { 200: challengeResponse, 400: errorResponse }
+      response: { 200: challengeResponse, 400: errorResponse, 503: errorResponse }
     }
   }, async (request) => {
     const challenge = await challenges.issue(request.body.publicKey)
@@ -68,11 +71,13 @@ const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, opt
     schema: {
       tags: ['auth'],
       summary: 'Exchange a signed challenge for an access token',
+      description: 'Send the challenge\'s nonce with the signature: the challenge is then found by it. ' +
+        'Without it, the key\'s 20 newest pending challenges are tried.',
       body: verifyBody,
       response: { 200: tokenResponse, 400: errorResponse, 401: errorResponse }
     }
   }, async (request) => {
-    const user = await challenges.verify(request.body.publicKey, request.body.signature)
+    const user = await challenges.verify(request.body.publicKey, request.body.signature, request.body.nonce)
     request.log.info({ userId: user.id }, 'Signed in with a signature.')
     return tokenFor(user)
   })

@@ -32,8 +32,12 @@ async function challenge (publicKey: string, on: FastifyInstance = app) {
   return response.json() as { message: string, publicKey: string, scheme: string, nonce: string, issuedAt: string, expiresAt: string }
 }
 
-const verify = (publicKey: string, signature: string, on: FastifyInstance = app) =>
-  on.inject({ method: 'POST', url: '/auth/verify', payload: { publicKey, signature } })
+const verify = (publicKey: string, signature: string, on: FastifyInstance = app, nonce?: string) =>
+  on.inject({ method: 'POST', url: '/auth/verify', payload: { publicKey, signature, ...(nonce === undefined ? {} : { nonce }) } })
+
+/** Requests a challenge for someone else's key, as anyone can: public keys are public. */
+const attackerChallenge = (publicKey: string) =>
+  app.inject({ method: 'POST', url: '/auth/challenge', payload: { publicKey }, remoteAddress: '203.0.113.9' })
 
 async function signedChallenge (signer: TestSigner) {
   const issued = await challenge(signer.publicKey)
@@ -93,22 +97,101 @@ describe('signature sign-in', () => {
     expect(response.json().user.id).toBe(user.id)
   })
 
-  it('lets a key hold a few pending challenges at once (several devices), and drops the oldest beyond five', async () => {
+  it('lets a key hold several pending challenges at once (several devices), with or without the nonce', async () => {
     const signer = ed25519Signer()
     await register(signer.publicKey)
     const first = await challenge(signer.publicKey)
     const second = await challenge(signer.publicKey)
     expect(second.nonce).not.toBe(first.nonce)
     expect((await verify(signer.publicKey, signer.sign(first.message))).statusCode).toBe(200)
-    expect((await verify(signer.publicKey, signer.sign(second.message))).statusCode).toBe(200)
+    expect((await verify(signer.publicKey, signer.sign(second.message), app, second.nonce)).statusCode).toBe(200)
+  })
+})
 
-    const oldest = await challenge(signer.publicKey)
-    for (let i = 0; i < 5; i++) await challenge(signer.publicKey)
-    const response = await verify(signer.publicKey, signer.sign(oldest.message))
-    expect(response.statusCode).toBe(401)
-    expect(response.json().error).toBe('INVALID_SIGNATURE')
-    const { rows: [count] } = await app.db.query('select count(*)::int as n from auth_challenges where public_key = $1', [signer.publicKey])
-    expect(count.n).toBe(5)
+describe.each(Object.entries(signers))('a third party requesting challenges for the key (%s)', (_scheme, makeSigner) => {
+  it('cannot invalidate the holder\'s pending challenge: it verifies by nonce, and without it within the 20 newest', async () => {
+    const signer = makeSigner()
+    const user = await register(signer.publicKey)
+    const victim = await challenge(signer.publicKey)
+    for (let i = 0; i < 6; i++) expect((await attackerChallenge(signer.publicKey)).statusCode).toBe(200)
+    const byNonce = await verify(signer.publicKey, signer.sign(victim.message), app, victim.nonce)
+    expect(byNonce.statusCode, byNonce.body).toBe(200)
+    expect(byNonce.json().user.id).toBe(user.id)
+
+    // An old client that does not send the nonce.
+    const again = await challenge(signer.publicKey)
+    for (let i = 0; i < 6; i++) await attackerChallenge(signer.publicKey)
+    const withoutNonce = await verify(signer.publicKey, signer.sign(again.message))
+    expect(withoutNonce.statusCode, withoutNonce.body).toBe(200)
+  })
+
+  it('past the 20 newest pending challenges, only the nonce finds it; without it the answer says to send it', async () => {
+    const signer = makeSigner()
+    await register(signer.publicKey)
+    const victim = await challenge(signer.publicKey)
+    for (let i = 0; i < 20; i++) await attackerChallenge(signer.publicKey)
+    const signature = signer.sign(victim.message)
+    const withoutNonce = await verify(signer.publicKey, signature)
+    expect(withoutNonce.statusCode).toBe(401)
+    expect(withoutNonce.json()).toMatchObject({ error: 'CHALLENGE_NOT_FOUND', message: expect.stringContaining('nonce') })
+    expect((await verify(signer.publicKey, signature, app, victim.nonce)).statusCode).toBe(200)
+  })
+})
+
+describe.each(Object.entries(signers))('verification by nonce (%s)', (_scheme, makeSigner) => {
+  it('answers CHALLENGE_NOT_FOUND for an unknown nonce, another key\'s nonce, and a cleaned-up challenge', async () => {
+    const signer = makeSigner()
+    await register(signer.publicKey)
+    const issued = await challenge(signer.publicKey)
+    const signature = signer.sign(issued.message)
+    const otherKeys = await challenge(makeSigner().publicKey)
+    for (const nonce of ['0'.repeat(32), 'not-a-nonce', otherKeys.nonce]) {
+      const response = await verify(signer.publicKey, signature, app, nonce)
+      expect(response.statusCode, nonce).toBe(401)
+      expect(response.json()).toMatchObject({ error: 'CHALLENGE_NOT_FOUND', message: expect.stringContaining('/auth/challenge') })
+    }
+    await app.db.query('delete from auth_challenges where nonce = $1', [issued.nonce])
+    const purged = await verify(signer.publicKey, signature, app, issued.nonce)
+    expect(purged.statusCode).toBe(401)
+    expect(purged.json().error).toBe('CHALLENGE_NOT_FOUND')
+  })
+
+  it('answers INVALID_SIGNATURE for another key\'s signature or an altered message, and the challenge stays good', async () => {
+    const signer = makeSigner()
+    await register(signer.publicKey)
+    const issued = await challenge(signer.publicKey)
+    const wrongKey = await verify(signer.publicKey, makeSigner().sign(issued.message), app, issued.nonce)
+    expect(wrongKey.statusCode).toBe(401)
+    expect(wrongKey.json().error).toBe('INVALID_SIGNATURE')
+    const altered = await verify(signer.publicKey, signer.sign(issued.message + ' '), app, issued.nonce)
+    expect(altered.json().error).toBe('INVALID_SIGNATURE')
+    expect((await verify(signer.publicKey, signer.sign(issued.message), app, issued.nonce)).statusCode).toBe(200)
+  })
+
+  it('refuses a replay on either instance and an expired challenge with their reasons', async () => {
+    const signer = makeSigner()
+    await register(signer.publicKey)
+    const { issued, signature } = await signedChallenge(signer)
+    expect((await verify(signer.publicKey, signature, app, issued.nonce)).statusCode).toBe(200)
+    for (const instance of [app, other]) {
+      const replay = await verify(signer.publicKey, signature, instance, issued.nonce)
+      expect(replay.statusCode).toBe(401)
+      expect(replay.json().error).toBe('CHALLENGE_ALREADY_USED')
+    }
+
+    const late = await signedChallenge(signer)
+    await app.db.query('update auth_challenges set issued_at = issued_at - interval \'1 hour\', expires_at = now() - interval \'1 second\' where nonce = $1', [late.issued.nonce])
+    const expired = await verify(signer.publicKey, late.signature, app, late.issued.nonce)
+    expect(expired.statusCode).toBe(401)
+    expect(expired.json().error).toBe('CHALLENGE_EXPIRED')
+  })
+
+  it('accepts exactly one of two concurrent verifications on two instances', async () => {
+    const signer = makeSigner()
+    await register(signer.publicKey)
+    const { issued, signature } = await signedChallenge(signer)
+    const responses = await Promise.all([verify(signer.publicKey, signature, app, issued.nonce), verify(signer.publicKey, signature, other, issued.nonce)])
+    expect(responses.map(r => r.statusCode).sort()).toEqual([200, 401])
   })
 })
 
@@ -208,7 +291,7 @@ describe('bad requests', () => {
   it('rejects bodies with missing or extra fields', async () => {
     expect((await app.inject({ method: 'POST', url: '/auth/challenge', payload: {} })).statusCode).toBe(400)
     expect((await app.inject({ method: 'POST', url: '/auth/verify', payload: { publicKey: ethereumSigner().publicKey } })).statusCode).toBe(400)
-    expect((await app.inject({ method: 'POST', url: '/auth/verify', payload: { publicKey: 'x', signature: 'y', nonce: 'z' } })).statusCode).toBe(400)
+    expect((await app.inject({ method: 'POST', url: '/auth/verify', payload: { publicKey: 'x', signature: 'y', extra: 'z' } })).statusCode).toBe(400)
   })
 })
 
@@ -229,7 +312,7 @@ describe('stored keys and housekeeping', () => {
       `insert into auth_challenges (nonce, public_key, message, issued_at, expires_at) values
        ('stale-nonce', $1, 'm', now() - interval '3 hours', now() - interval '2 hours'),
        ('recent-nonce', $2, 'm', now() - interval '20 minutes', now() - interval '10 minutes')`, [stale, recent])
-    const service = createChallengeService(app.db, { ttlSeconds: 60 })
+    const service = createChallengeService(app.db, { ttlSeconds: 60, maxPending: 1000 })
     await service.issue(ethereumSigner().publicKey)
     const { rows } = await app.db.query('select nonce from auth_challenges where nonce in ($1, $2)', ['stale-nonce', 'recent-nonce'])
     expect(rows.map(row => row.nonce)).toEqual(['recent-nonce'])
