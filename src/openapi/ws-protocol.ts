@@ -1,5 +1,11 @@
 import type { CLIENT_EVENTS, ErrorEventCode, ServerEvents } from '../schemas/ws-events.js'
 
+/** Every event and error code the protocol has, by name: docs/protocol.md is tested against them. */
+export function protocolNames (): { clientEvents: string[], serverEvents: string[], errorCodes: string[] } {
+  const facts: WsProtocolFacts = { batchSize: 0, sessionTtlSeconds: 0, maxPayloadBytes: 0, createSessionTimeoutMs: 0, pingIntervalMs: 0, maxConnectionsPerUser: 0, maxInflightBatches: 0 }
+  return { clientEvents: Object.keys(clientEvents(facts)), serverEvents: Object.keys(serverEvents(facts)), errorCodes: Object.keys(errorCodes) }
+}
+
 /** The limits the WebSocket description quotes, as configured on this instance. */
 export interface WsProtocolFacts {
   batchSize: number
@@ -32,7 +38,7 @@ const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> 
     when: 'on request (`client`), on expiry (`expired`) or by an admin (`admin`)'
   },
   session_not_found: { data: '`{}`', when: 'write or destroy with no active session' },
-  storage_unavailable: { data: '`{sessionId, batchId, message, retryable: true}`', when: 'the batch could not be committed (database unreachable, server shutting down); nothing of it was written: send it again' },
+  storage_unavailable: { data: '`{sessionId, batchId, message, retryable: true}`', when: 'the batch was not acknowledged (database unreachable, server shutting down, or no answer to its commit in time): send it again. Usually nothing was written; when the commit\'s answer was lost it may have been, and the resend is then acknowledged from the ledger, never written twice. `sessionId` is null when a resuming phone\'s session could not be looked up' },
   error: { data: '`{code, message, issues?}`', when: 'a frame that is not a protocol message (codes below); the socket stays open' }
 })
 
