@@ -15,6 +15,7 @@ import { exportSession } from './export-session.js'
 import { describeReport, reportColumn } from './report-format.js'
 import { CliError, withContext } from './run.js'
 import { positiveInt } from './users.js'
+import { formatTable } from './table.js'
 
 const PAGE = 500
 
@@ -116,7 +117,7 @@ export function registerSessionCommands (program: Command): void {
         console.log(JSON.stringify(page))
         return
       }
-      if (page.items.length) console.table(page.items.map(summaryRow))
+      if (page.items.length) console.log(formatTable(page.items.map(summaryRow)))
       console.log(`${page.items.length} of ${page.total} sessions`)
     }))
 
@@ -177,15 +178,22 @@ export function registerSessionCommands (program: Command): void {
     .requiredOption('--flagged', 'required: purge only flagged sessions')
     .option('--older-than <duration>', 'only sessions flagged at least this long ago, e.g. 30d, 12h')
     .option('--yes', 'do not ask for confirmation')
-    .action((options: { flagged: true, olderThan?: string, yes?: boolean }) => withContext(async ({ pool }) => {
+    .option('--json', 'print what was deleted as JSON (needs --yes: nothing is asked)')
+    .action((options: { flagged: true, olderThan?: string, yes?: boolean, json?: boolean }) => withContext(async ({ pool }) => {
       const seconds = options.olderThan === undefined ? undefined : parseDuration(options.olderThan, '--older-than')
+      if (options.json && !options.yes) throw new CliError('--json needs --yes: a JSON run asks nothing.')
       const candidates = await findPurgeableSessions(pool, seconds)
+      if (options.json) {
+        const deleted = await purgeFlaggedSessions(pool, candidates.map(s => s.id))
+        console.log(JSON.stringify({ candidates: candidates.map(s => s.id), ...deleted }))
+        return
+      }
       if (candidates.length === 0) {
         console.log('No flagged sessions to purge.')
         return
       }
       const readings = candidates.reduce((sum, s) => sum + s.totalSensorReadingsWritten, 0)
-      console.table(candidates.map(s => ({ ...summaryRow(s), flaggedAt: s.flaggedAt })))
+      console.log(formatTable(candidates.map(s => ({ ...summaryRow(s), flaggedAt: s.flaggedAt }))))
       const question = `Delete these ${candidates.length} sessions and their ${readings} readings? [y/N] `
       if (!options.yes && !await confirm(question)) {
         console.log('Nothing deleted.')

@@ -5,6 +5,7 @@ import { deleteUser, insertUser, listUsers } from '../db/users-repository.js'
 import { uniqueViolation } from '../errors.js'
 import { createUserBody } from '../schemas/users.js'
 import { CliError, withContext } from './run.js'
+import { formatTable } from './table.js'
 
 export function registerUserCommands (program: Command): void {
   const users = program.command('users').description('manage users')
@@ -43,7 +44,7 @@ export function registerUserCommands (program: Command): void {
         console.log(JSON.stringify(page))
         return
       }
-      console.table(page.items.map(u => ({ id: u.id, name: u.name, email: u.email, role: u.role, publicKey: u.publicKey, createdAt: u.createdAt })))
+      if (page.items.length) console.log(formatTable(page.items.map(u => ({ id: u.id, name: u.name, email: u.email, role: u.role, publicKey: u.publicKey, createdAt: u.createdAt }))))
       console.log(`${page.items.length} of ${page.total} users`)
     }))
 

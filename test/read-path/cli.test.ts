@@ -145,8 +145,9 @@ describe('motion-ingest sessions list, show and purge', () => {
     expect(confirmed.stdout).toContain('Deleted 1 sessions, 20 readings and 1 batch records.')
     expect((await remaining()).map(row => row.session_id)).toEqual([newFlag, activeFlag, kept])
 
-    const all = await cli(['sessions', 'purge', '--flagged', '--yes'])
-    expect(all.stdout).toContain('Deleted 1 sessions, 20 readings and 1 batch records.')
+    expect(await cli(['sessions', 'purge', '--flagged', '--json'])).toMatchObject({ code: 1, stdout: '' })
+    const all = await cli(['sessions', 'purge', '--flagged', '--yes', '--json'])
+    expect(JSON.parse(all.stdout)).toEqual({ candidates: [newFlag], sessions: 1, readings: 20, batches: 1 })
     expect(await remaining()).toEqual([
       { session_id: activeFlag, readings: 20, batches: 1 },
       { session_id: kept, readings: 20, batches: 1 }
@@ -310,12 +311,15 @@ describe('motion-ingest sessions list: report filters', () => {
 
     const table = await cli(['sessions', 'list', ...user])
     expect(table.code, table.stderr).toBe(0)
-    // The id column follows console.table's index column.
-    const rowOf = (id: number) => table.stdout.split('\n').find(line => new RegExp(`^│ \\d+ +│ ${id} +│`).test(line)) ?? ''
-    expect(rowOf(clean)).toContain("'complete'")
-    expect(rowOf(mismatched)).toContain("'integrity_mismatch'")
+    // A plain table: a header, a rule, then one line per session starting with its id; no quotes.
+    const lines = table.stdout.split('\n')
+    expect(lines[0]).toMatch(/^ *id +user +createdAt +ended +readings +integrity +report +flagged$/)
+    const rowOf = (id: number) => lines.find(line => new RegExp(`^ *${id}  `).test(line)) ?? ''
+    expect(rowOf(clean)).toMatch(/ complete\b/)
+    expect(rowOf(mismatched)).toContain(' integrity_mismatch')
     expect(rowOf(lossy)).toContain('lost_batches,missing_sensor')
-    expect(rowOf(notComputed)).toContain("'not computed'")
+    expect(rowOf(notComputed)).toContain('not computed')
+    expect(table.stdout).not.toContain("'")
     expect(table.stdout).toContain('5 of 5 sessions')
   })
 
