@@ -94,10 +94,10 @@ describe('report fairness', () => {
     const reportMs = median(single)
 
     // 40 loops PATCH sampleRateHz as fast as they are answered, 20 on each of the hammer's sessions.
-    let storming = true
+    const storm = { raging: true }
     let patches = 0
     const loops = Array.from({ length: 40 }, async (_, loop) => {
-      for (let i = 0; storming; i++) {
+      for (let i = 0; storm.raging; i++) {
         await patchRate(hammer.token, sessions[loop % 2] as number, i % 2 === 0 ? 50 : 100)
         patches++
       }
@@ -120,7 +120,7 @@ describe('report fairness', () => {
     // The storm goes on after the phone's answer, so the answer came while it raged.
     const patchesByThen = patches
     await waitFor(async () => patches >= patchesByThen + 40 ? true : undefined, 60_000)
-    storming = false
+    storm.raging = false
     await Promise.all(loops)
     const stormMs = performance.now() - stormStarted
 

@@ -1,1 +1,0 @@
-drop table if exists ingest_keys;
