@@ -21,13 +21,22 @@ export interface SessionReaperOptions {
  */
 export function startSessionReaper ({ sessions, reporter, intervalMs, log }: SessionReaperOptions): { stop: () => Promise<void> } {
   let running: Promise<void> | undefined
+  let sweeping: Promise<void> | undefined
   let stopped = false
+
+  // The sweep waits behind every more urgent report; awaited in the pass, it would hold
+  // back the next pass (ending expired sessions, telling phones) while reports run.
+  function sweepInBackground (): void {
+    sweeping ??= reporter.sweep(REPORTS_PER_PASS).then(() => {}, (err: unknown) => {
+      log.warn({ err }, 'Report sweep failed; retrying next interval.')
+    }).finally(() => { sweeping = undefined })
+  }
 
   async function tick (): Promise<void> {
     try {
       const expired = await sessions.reap(() => stopped)
       if (expired > 0) log.debug({ expired }, 'Expired sessions ended.')
-      if (!stopped) await reporter.sweep(REPORTS_PER_PASS)
+      if (!stopped) sweepInBackground()
     } catch (err) {
       log.warn({ err }, 'Session reaper pass failed; retrying next interval.')
     }
@@ -43,6 +52,7 @@ export function startSessionReaper ({ sessions, reporter, intervalMs, log }: Ses
       stopped = true
       clearInterval(timer)
       await running
+      await sweeping
     }
   }
 }
