@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
-import { ingestMetricsObserver, integrityAuditMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
+import { ingestMetricsObserver, integrityAuditMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
 import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
@@ -16,9 +16,11 @@ import securityHeadersPlugin from './plugins/security-headers.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
+import ingestKeysRoutes from './routes/ingest-keys.js'
 import meRoutes from './routes/me.js'
 import metricsRoutes from './routes/metrics.js'
 import readingsRoutes from './routes/readings.js'
+import sensorLoggerRoutes from './routes/sensor-logger.js'
 import sessionsRoutes from './routes/sessions.js'
 import usersRoutes from './routes/users.js'
 import wsRoutes from './routes/ws.js'
@@ -109,6 +111,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(meRoutes)
   await app.register(adminSessionsRoutes)
   await app.register(wsRoutes)
+  await app.register(ingestKeysRoutes)
+  await app.register(sensorLoggerRoutes, { observer: pushMetricsObserver(app.metrics) })
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   return app

@@ -2,6 +2,7 @@ import type { ReportObserver } from './db/session-reports-repository.js'
 import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
 import type { IntegrityAuditObserver } from './plugins/integrity-audit.js'
+import type { PushObserver } from './recording/push-observer.js'
 import type { RecordingObserver } from './recording/observer.js'
 import type { SocketObserver } from './recording/recording-sockets.js'
 
@@ -49,5 +50,12 @@ export function integrityAuditMetricsObserver (metrics: Metrics): IntegrityAudit
       metrics.integritySessionsAudited.inc(sessions)
       metrics.integrityMismatches.set(mismatches)
     }
+  }
+}
+
+/** Feeds the push transports' outcomes (HTTP push, MQTT) into the metrics. */
+export function pushMetricsObserver (metrics: Metrics): PushObserver {
+  return {
+    messageHandled: (transport, outcome) => metrics.pushMessages.inc({ transport, outcome })
   }
 }

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { BatchRejection } from './recording/observer.js'
+import { PUSH_OUTCOMES, PUSH_TRANSPORTS } from './recording/push-observer.js'
 import { DESTROY_REASONS } from './schemas/sessions.js'
 
 export const METRIC_PREFIX = 'motion_ingest_'
@@ -35,6 +36,7 @@ export interface Metrics {
   reportDuration: Histogram
   integrityMismatches: Gauge
   integritySessionsAudited: Counter
+  pushMessages: Counter<'transport' | 'outcome'>
 }
 
 /**
@@ -55,6 +57,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
   for (const reason of DESTROY_REASONS) sessionsEnded.inc({ reason }, 0)
   const sessionReports = new Counter({ name: name('session_reports_total'), help: 'Completeness reports computed by this instance, by outcome (complete, incomplete, failed)', labelNames: ['outcome'] as const, registers })
   for (const outcome of ['complete', 'incomplete', 'failed']) sessionReports.inc({ outcome }, 0)
+  const pushMessages = new Counter({ name: name('push_messages_total'), help: 'Push messages (Sensor Logger over HTTP or MQTT) handled, by transport and outcome', labelNames: ['transport', 'outcome'] as const, registers })
+  for (const transport of PUSH_TRANSPORTS) for (const outcome of PUSH_OUTCOMES) pushMessages.inc({ transport, outcome }, 0)
 
   return {
     registry,
@@ -78,6 +82,7 @@ export function createMetrics (options: MetricsOptions): Metrics {
       registers
     }),
     sessionReports,
+    pushMessages,
     reportDuration: new Histogram({
       name: name('session_report_duration_seconds'),
       help: 'Time to compute and store one completeness report',

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { migrate } from '../db/migrate.js'
 import { SERVICE_VERSION } from '../version.js'
+import { registerIngestKeyCommands } from './ingest-keys.js'
 import { withContext } from './run.js'
 import { registerSessionCommands } from './sessions.js'
 import { registerUserCommands } from './users.js'
@@ -19,6 +20,7 @@ program.command('migrate')
   }))
 
 registerUserCommands(program)
+registerIngestKeyCommands(program)
 registerSessionCommands(program)
 registerVerifyCommand(program)
 
