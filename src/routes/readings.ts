@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, FastifySerializerCompiler } from 'fastify'
 import { serializerCompiler, type FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { ExportPoolBusyError } from '../db/export-pool.js'
@@ -36,6 +37,12 @@ const readingsPageSerializer: FastifySerializerCompiler<unknown> = route => {
  */
 const readingsRoutes: FastifyPluginAsyncZod<ReadingsRoutesOptions> = async (fastify, options) => {
   const perUser = new PerUserExportLimit(options.maxExportsPerUser)
+  const runningDownloads = new Set<Readable>()
+  // A download's reader may never finish; shutdown ends the downloads rather than wait for
+  // them (the export pool would keep close() waiting until their idle timeout).
+  fastify.addHook('preClose', async () => {
+    for (const download of runningDownloads) download.destroy()
+  })
 
   /** One of the caller's export slots, or undefined once the refusal is sent. */
   function claimExportSlot (request: FastifyRequest, reply: FastifyReply): (() => void) | undefined {
@@ -93,8 +100,12 @@ const readingsRoutes: FastifyPluginAsyncZod<ReadingsRoutesOptions> = async (fast
     try {
       await findVisibleSession(fastify.db, request.auth, id)
       const csv = await openReadingsCsv(fastify.exportPool, id, { logger: request.log, idleTimeoutMs: options.exportIdleTimeoutMs })
+      runningDownloads.add(csv)
       // The slot is the user's for as long as the stream holds its connection: to its end, an error, or an abort.
-      csv.once('close', release)
+      csv.once('close', () => {
+        runningDownloads.delete(csv)
+        release()
+      })
       return reply
         .type('text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="session-${id}.csv"`)

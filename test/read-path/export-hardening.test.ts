@@ -73,13 +73,13 @@ async function readBody (response: http.IncomingMessage): Promise<string> {
   return body
 }
 
-/** Drains a response to its end; complete is false when the server cut it short. */
-function drain (response: http.IncomingMessage): Promise<{ bytes: number, complete: boolean }> {
+/** Reads a response to its end; complete is false when the server cut it short. */
+function drain (response: http.IncomingMessage): Promise<boolean> {
+  // A connection the server closed early may be gone before the body was ever read.
+  if (response.destroyed) return Promise.resolve(response.complete)
   return new Promise(resolve => {
-    let bytes = 0
-    response.on('data', (chunk: Buffer) => { bytes += chunk.length })
     response.on('error', () => {})
-    response.once('close', () => resolve({ bytes, complete: response.complete }))
+    response.once('close', () => resolve(response.complete))
     response.resume()
   })
 }
@@ -108,8 +108,7 @@ describe('a database connection lost during a CSV download', () => {
     expect(rows).toEqual([{ killed: true }])
 
     // The download is cut short (chunked, so its end is missing) and its connection is gone.
-    const cut = await drain(download)
-    expect(cut.complete).toBe(false)
+    expect(await drain(download)).toBe(false)
     await vi.waitFor(() => expect(app.exportPool.active).toBe(0), { timeout: 5000, interval: 20 })
 
     // Still up: an uncaught 'error' would have failed this file (and ended a real process).
@@ -133,8 +132,7 @@ describe('a database connection lost during a CSV download', () => {
 
     // A reset without PostgreSQL's last word: pg reports it as an 'error' on the checked-out client first, then fails the COPY.
     proxy.cut()
-    const cut = await drain(download)
-    expect(cut.complete).toBe(false)
+    expect(await drain(download)).toBe(false)
     await vi.waitFor(() => expect(app.exportPool.active).toBe(0), { timeout: 5000, interval: 20 })
     proxy.restore()
 
@@ -150,7 +148,7 @@ describe('a user who opens many downloads and reads none', () => {
   it('gets two, is refused the rest with 429, and cannot slow down recording, auth or anyone else\'s export', async () => {
     const lines: string[] = []
     const { transport: _pretty, ...jsonOptions } = loggerOptions('info')
-    const app = await listening({ EXPORT_IDLE_TIMEOUT_MS: '1500' }, { logger: { ...jsonOptions, stream: { write: (line: string) => { lines.push(line) } } } })
+    const app = await listening({ EXPORT_IDLE_TIMEOUT_MS: '3000' }, { logger: { ...jsonOptions, stream: { write: (line: string) => { lines.push(line) } } } })
     const other = await userWithSmallSession(app)
 
     const downloads = await Promise.all(Array.from({ length: 20 }, () => startDownload(app, `/sessions/${bigSession}/readings.csv`, hoarder.token)))
@@ -207,10 +205,10 @@ describe('a user who opens many downloads and reads none', () => {
       expect(app.exportPool.active).toBe(0)
       expect(await runningExports()).toEqual([])
     }, { timeout: 10_000, interval: 50 })
-    for (const response of stalled) expect((await drain(response)).complete).toBe(false)
+    for (const response of stalled) expect(await drain(response)).toBe(false)
     const aborted = lines.map(line => JSON.parse(line)).filter(entry => entry.msg?.startsWith('Readings export aborted'))
     expect(aborted).toHaveLength(2)
-    expect(aborted[0]).toMatchObject({ level: 40, idleTimeoutMs: 1500, sessionId: bigSession })
+    expect(aborted[0]).toMatchObject({ level: 40, idleTimeoutMs: 3000, sessionId: bigSession })
 
     // Their slots are free again.
     const after = await app.inject({ url: `/sessions/${bigSession}/readings?take=1`, headers: bearer(hoarder.token) })
@@ -220,12 +218,16 @@ describe('a user who opens many downloads and reads none', () => {
 
 describe('the export pool', () => {
   it('waits a bounded time when every export connection is taken, then answers 503, leaving the service pool alone', async () => {
-    const app = await listening({ EXPORT_POOL_MAX: '2', EXPORT_POOL_WAIT_MS: '1000', EXPORT_MAX_PER_USER: '5' })
+    const app = await listening({ EXPORT_POOL_MAX: '2', EXPORT_POOL_WAIT_MS: '500', EXPORT_MAX_PER_USER: '5' })
     const other = await userWithSmallSession(app)
     const stalled = await Promise.all([1, 2].map(() => startDownload(app, `/sessions/${bigSession}/readings.csv`, hoarder.token)))
     expect(stalled.map(response => response.statusCode)).toEqual([200, 200])
     expect(app.exportPool.active).toBe(2)
-    const inUseBefore = app.db.totalCount - app.db.idleCount
+    // The COPYs run on the export pool's own connections.
+    const { rows } = await observer.query(
+      `select application_name from pg_stat_activity
+       where datname = current_database() and pid <> pg_backend_pid() and query like 'copy (%'`)
+    expect(rows).toEqual([{ application_name: 'motion-ingest-export' }, { application_name: 'motion-ingest-export' }])
 
     for (const path of [`/sessions/${other.session}/readings.csv`, `/sessions/${other.session}/readings`]) {
       const busy = await app.inject({ url: path, headers: bearer(other.token) })
@@ -234,17 +236,39 @@ describe('the export pool', () => {
       expect(busy.json()).toEqual({ error: 'EXPORTS_BUSY', message: expect.any(String) })
     }
     expect(app.exportPool.waiting).toBe(0)
-    expect(app.db.totalCount - app.db.idleCount).toBe(inUseBefore)
+    expect(app.exportPool.active).toBe(2)
+    expect(app.db.waitingCount).toBe(0)
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
+    expect((await app.inject({ url: '/me', headers: bearer(other.token) })).statusCode).toBe(200)
+  })
 
-    // One stalled download goes away: a waiting export gets its connection.
+  it('hands a freed connection to the export waiting for it', async () => {
+    const app = await listening({ EXPORT_POOL_MAX: '1', EXPORT_POOL_WAIT_MS: '10000' })
+    const other = await userWithSmallSession(app)
+    const stalled = await startDownload(app, `/sessions/${bigSession}/readings.csv`, hoarder.token)
+    expect(stalled.statusCode).toBe(200)
     const waiting = app.inject({ url: `/sessions/${other.session}/readings.csv`, headers: bearer(other.token) })
-    await vi.waitFor(() => expect(app.exportPool.waiting).toBe(1), { timeout: 900, interval: 5 })
-    stalled[0]?.destroy()
+    await vi.waitFor(() => expect(app.exportPool.waiting).toBe(1), { timeout: 5000, interval: 5 })
+    stalled.destroy()
     const served = await waiting
     expect(served.statusCode).toBe(200)
     expect(served.body.trimEnd().split('\n')).toHaveLength(4)
+    // Returned once its COMMIT is through, just after the body's end.
+    await vi.waitFor(() => expect(app.exportPool.active).toBe(0), { timeout: 5000, interval: 10 })
   })
+})
+
+describe('shutting down', () => {
+  it('ends the downloads still running instead of waiting for their readers', async () => {
+    const app = await listening({ EXPORT_IDLE_TIMEOUT_MS: '600000' })
+    const download = await startDownload(app, `/sessions/${bigSession}/readings.csv`, hoarder.token)
+    expect(download.statusCode).toBe(200)
+    await vi.waitFor(async () => expect(await runningExports()).toHaveLength(1), { timeout: 10_000, interval: 50 })
+    // Without it, close() would wait for the export pool until the idle timeout, past any shutdown grace.
+    await app.close()
+    await vi.waitFor(async () => expect(await runningExports()).toEqual([]), { timeout: 5000, interval: 50 })
+    expect(await drain(download)).toBe(false)
+  }, 20_000)
 })
 
 describe('the read path keeps what was stored', () => {
