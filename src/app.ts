@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
+import { clientErrorHandler, frameworkErrors } from './framework-errors.js'
 import { loggerOptions } from './logger.js'
 import { ingestMetricsObserver, integrityAuditMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
@@ -46,6 +47,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     bodyLimit: 1_048_576,
     // Bounds slow-loris uploads; it covers receiving a request, not streaming a response or an open WebSocket.
     requestTimeout: 30_000,
+    // Bad URLs and unparsable requests answer in the service's { error, message } shape too.
+    frameworkErrors,
+    clientErrorHandler,
     // During app.close() a request arriving on a kept-alive connection gets 503, so load balancers retry elsewhere.
     return503OnClosing: true,
     // JSON.parse only ever makes "__proto__" and "constructor" own keys, and every body is parsed

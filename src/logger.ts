@@ -1,7 +1,7 @@
 import pino from 'pino'
 import type { Bindings, LogFn, Logger, LoggerOptions } from 'pino'
 
-/** Paths whose values never reach a log line: credentials in headers, bodies and query strings. */
+/** Paths whose values never reach a log line: credentials in headers and logged objects. */
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
@@ -29,23 +29,44 @@ export const REDACT_PATHS = [
   '*.metricsToken'
 ]
 
-const SECRET_QUERY_PARAMS = /([?&](?:access_token|token)=)[^&#]*/gi
-// With public-key login the public key is a password: GET /users/by-public-key/:publicKey carries it in the path.
-const SECRET_PATH_SEGMENTS = /(\/by-public-key\/)[^/?#]*/gi
+/** The parts of a Fastify request (or a raw Node request) a log line may describe. */
+export interface LoggedRequest {
+  method?: string
+  url?: string
+  ip?: string
+  id?: string
+  routeOptions?: { url?: string }
+}
 
-/** Removes tokens passed as query parameters (phones may use ?access_token=) and public keys in paths from a URL. */
-export function redactUrl (url: string): string {
-  return url.replace(SECRET_QUERY_PARAMS, '$1[Redacted]').replace(SECRET_PATH_SEGMENTS, '$1[Redacted]')
+/**
+ * What log lines say about a request's URL: the pattern of the route it
+ * matched (`/users/by-public-key/:publicKey`), never the URL as sent. Query
+ * strings and path parameters can carry tokens and keys, in any spelling
+ * percent-encoding allows, so no pattern-matching redaction of them can be
+ * complete. A request that matched no route keeps only its first path
+ * segment: the rest may be the parameters of a route called with the wrong
+ * method or a typo.
+ */
+export function loggedUrl (request: LoggedRequest): string {
+  const route = request.routeOptions?.url
+  if (route) return route
+  const url = request.url ?? ''
+  const first = /^\/[^/?#]*/.exec(url)?.[0]
+  if (first === undefined) return '(not a path)'
+  const rest = url.slice(first.length).split(/[?#]/, 1)[0] ?? ''
+  return rest === '' || rest === '/' ? first + rest : `${first}/…`
+}
+
+/** The request as every log line carries it (Fastify logs it under `req`). */
+export function loggedRequest (request: LoggedRequest) {
+  return { method: request.method, url: loggedUrl(request), remoteAddress: request.ip, id: request.id }
 }
 
 export function loggerOptions (level: string): LoggerOptions {
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
-    serializers: {
-      req: (request: { method: string, url: string, ip?: string, id?: string }) =>
-        ({ method: request.method, url: redactUrl(request.url), remoteAddress: request.ip, id: request.id })
-    },
+    serializers: { req: loggedRequest },
     // Pretty output only for a human at a terminal; pipes and containers get JSON.
     ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {})
   }
