@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { clientErrorHandler, frameworkErrors } from './framework-errors.js'
+import { httpServerFactory } from './http-server.js'
 import { loggerOptions } from './logger.js'
 import { ingestMetricsObserver, integrityAuditMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
@@ -45,8 +46,9 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Phones sit behind carrier NAT and load balancers; believe X-Forwarded-For only from the configured proxies.
     trustProxy: config.trustProxy,
     bodyLimit: 1_048_576,
-    // Bounds slow-loris uploads; it covers receiving a request, not streaming a response or an open WebSocket.
-    requestTimeout: 30_000,
+    // Bounds slow-loris headers and uploads (408 at HTTP_REQUEST_TIMEOUT_MS); it covers receiving a request,
+    // not streaming a response or an open WebSocket.
+    serverFactory: httpServerFactory(config.httpRequestTimeoutMs),
     // Bad URLs and unparsable requests answer in the service's { error, message } shape too.
     frameworkErrors,
     clientErrorHandler,

@@ -30,6 +30,7 @@ export const envSchema = z.object({
   TRUST_PROXY: trustProxy.default('loopback,linklocal,uniquelocal'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   COMMIT_SHA: z.string().min(1).default('unknown'),
+  HTTP_REQUEST_TIMEOUT_MS: int(500, 600_000).default(30_000),
 
   ACCESS_TOKEN_TTL_SECONDS: int(60).default(7 * 24 * 3600),
   ALLOW_PUBLIC_KEY_LOGIN: flag.default(true),
@@ -84,6 +85,7 @@ function toConfig (env: z.output<typeof envSchema>) {
     trustProxy: env.TRUST_PROXY,
     logLevel: env.LOG_LEVEL,
     commitSha: env.COMMIT_SHA,
+    httpRequestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
     auth: {
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       allowPublicKeyLogin: env.ALLOW_PUBLIC_KEY_LOGIN,
