@@ -63,16 +63,23 @@ describe('logs', () => {
       const response = await app.inject({ url: path, headers: bearer(token) })
       expect(response.statusCode, path).toBe(200)
     }
+    // An ingest key in the path, as Sensor Logger sends it (unknown here: refused, but logged all the same).
+    const ingestKey = `mi_ik_${'Z'.repeat(40)}`
+    for (const path of [`/ingest/sensor-logger/${ingestKey}`, `/ingest/%73ensor-logger/${ingestKey}`]) {
+      const response = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: '{"messageId":0,"sessionId":"s","deviceId":"d","payload":[]}' })
+      expect(response.statusCode, path).toBeLessThan(500)
+    }
+    expect((await app.inject({ url: `/ingest/sensor-logger/${ingestKey}` })).statusCode).toBe(404) // wrong method
     // Matching no route: the wrong method, a bad URL, a path that does not exist.
     expect((await app.inject({ method: 'DELETE', url: `/users/by-public-key/${user.publicKey}?access_token=${token}` })).statusCode).toBe(404)
     expect((await app.inject({ url: `/users/by-public-key/${user.publicKey}%ZZ?access_token=${token}` })).statusCode).toBe(400)
     expect((await app.inject({ url: `/nope?access_token=${token}` })).statusCode).toBe(404)
 
     const urls = loggedUrls(before)
-    expect(new Set(urls)).toEqual(new Set(['/ws', '/users/by-public-key/:publicKey', '/users/…', '/nope']))
+    expect(new Set(urls)).toEqual(new Set(['/ws', '/users/by-public-key/:publicKey', '/ingest/sensor-logger/:ingestKey', '/ingest/…', '/users/…', '/nope']))
     expect(urls.filter(url => url === '/ws')).toHaveLength(3)
     const text = logs()
-    for (const secret of secrets) expect(text).not.toContain(secret)
+    for (const secret of [...secrets, ingestKey]) expect(text).not.toContain(secret)
     expect(text).not.toContain(user.publicKey)
     expect(text).not.toContain(encodeURIComponent(user.publicKey))
   })
