@@ -12,7 +12,7 @@ const admin = await createUserWithToken(app, 'ADMIN')
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/motion-ingest.js')
 
-async function mint (token: string, payload?: unknown) {
+async function mint (token: string, payload?: Record<string, unknown>) {
   const response = await app.inject({ method: 'POST', url: '/me/ingest-keys', headers: bearer(token), ...(payload === undefined ? {} : { payload }) })
   return { statusCode: response.statusCode, body: response.json() }
 }
