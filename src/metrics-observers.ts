@@ -17,7 +17,8 @@ export function ingestMetricsObserver (metrics: Metrics): IngestObserver {
       metrics.batchesWritten.inc()
       metrics.readingsWritten.inc(readings)
     },
-    batchReplayed: () => metrics.batchesReplayed.inc()
+    batchReplayed: () => metrics.batchesReplayed.inc(),
+    batchConflicted: () => metrics.batchConflicts.inc()
   }
 }
 

@@ -26,6 +26,7 @@ export interface Metrics {
   batchesWritten: Counter
   batchesRejected: Counter<'reason'>
   batchesReplayed: Counter
+  batchConflicts: Counter
   openSockets: Gauge
   sessionsCreated: Counter
   sessionsEnded: Counter<'reason'>
@@ -66,6 +67,7 @@ export function createMetrics (options: MetricsOptions): Metrics {
     batchesWritten: new Counter({ name: name('batches_written_total'), help: 'Batches durably committed (first time only)', registers }),
     batchesRejected,
     batchesReplayed: new Counter({ name: name('batches_replayed_total'), help: 'Batches resent with an already written batch_id, acknowledged again without writing', registers }),
+    batchConflicts: new Counter({ name: name('batch_conflicts_total'), help: 'Batches resent with an already written batch_id but other readings, refused as batch_conflict', registers }),
     openSockets: new Gauge({ name: name('open_sockets'), help: 'Recording WebSockets open on this instance', registers }),
     sessionsCreated: new Counter({ name: name('sessions_created_total'), help: 'Sessions created on this instance', registers }),
     sessionsEnded,

@@ -8,39 +8,87 @@ import type { Pool, PoolClient } from './pool.js'
 /**
  * One statement does the bookkeeping of a whole group: lock the sessions that
  * are still active (id order, so concurrent writers cannot deadlock), record
- * the batches in the ledger (a batch id already there is skipped: that is
- * what makes resending safe; the first receipt's times are the ones kept), and add the new readings to the sessions'
- * running totals. The COPY of exactly the newly recorded batches follows in
- * the same transaction, so ledger, total and readings commit together.
+ * the batches in the ledger with their digests (a batch id already there is
+ * skipped: that is what makes resending safe; the first receipt's times and
+ * content are the ones kept), find the copies whose content differs from what
+ * their batch id holds (conflicts), and add the new readings and conflicts to
+ * the sessions' running totals. The COPY of exactly the newly recorded batches
+ * follows in the same transaction, so ledger, totals and readings commit
+ * together.
+ *
+ * A batch id may come twice in one group (resent before its ack): its first
+ * copy is the one recorded, and a later copy is compared with it. The ledger
+ * is read as of the statement's start, so it holds no row this statement
+ * inserts. A digest stored as null predates digests: never a conflict.
  */
 const RECORD_GROUP_SQL = `
 with batch as (
-  select * from unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::bigint[], $6::bigint[])
-    as b(session_id, batch_id, reading_count, received_ms, first_us, last_us)
+  select * from unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::bigint[], $6::bigint[], $7::bytea[])
+    with ordinality as b(session_id, batch_id, reading_count, received_ms, first_us, last_us, digest, position)
 ), live as (
   select id, total_sensor_readings_written as total from sessions
   where id = any($1::bigint[]) and destroyed_at is null and expires_at > clock_timestamp()
   order by id
   for update
+), first_copy as (
+  select distinct on (session_id, batch_id) * from batch order by session_id, batch_id, position
 ), inserted as (
-  insert into session_batches (session_id, batch_id, reading_count, received_at, first_reading_at, last_reading_at)
+  insert into session_batches (session_id, batch_id, reading_count, received_at, first_reading_at, last_reading_at, digest)
   select b.session_id, b.batch_id, b.reading_count,
     to_timestamp(b.received_ms / 1000),
     -- Integer microseconds times an interval: exact, where float seconds would round.
     timestamptz 'epoch' + b.first_us * interval '1 microsecond',
-    timestamptz 'epoch' + b.last_us * interval '1 microsecond'
-  from batch b join live on live.id = b.session_id
+    timestamptz 'epoch' + b.last_us * interval '1 microsecond',
+    b.digest
+  from first_copy b join live on live.id = b.session_id
   on conflict (session_id, batch_id) do nothing
   returning session_id, batch_id, reading_count
+), conflicting as (
+  select b.session_id, b.position
+  from batch b
+  join live on live.id = b.session_id
+  join first_copy f on f.session_id = b.session_id and f.batch_id = b.batch_id
+  left join session_batches stored on stored.session_id = b.session_id and stored.batch_id = b.batch_id
+  where case when stored.session_id is null then b.digest <> f.digest else b.digest <> stored.digest end
+), counts as (
+  select session_id, sum(readings) as readings, sum(conflicts) as conflicts
+  from (
+    select session_id, reading_count as readings, 0 as conflicts from inserted
+    union all
+    select session_id, 0, 1 from conflicting
+  ) c
+  group by session_id
 ), totals as (
-  update sessions s set total_sensor_readings_written = s.total_sensor_readings_written + i.readings
-  from (select session_id, sum(reading_count) as readings from inserted group by session_id) i
-  where s.id = i.session_id
+  update sessions s set total_sensor_readings_written = s.total_sensor_readings_written + c.readings,
+    batch_conflicts = s.batch_conflicts + c.conflicts
+  from counts c
+  where s.id = c.session_id
   returning s.id
 )
-select id as session_id, null::int as batch_id, total from live
+select id as session_id, null::int as batch_id, total, null::int as conflict_at from live
 union all
-select session_id, batch_id, null from inserted`
+select session_id, batch_id, null, null from inserted
+union all
+select session_id, null, null, (position - 1)::int from conflicting`
+
+interface RecordGroupRow {
+  session_id: number
+  batch_id: number | null
+  total: number | null
+  /** Position in the group of a conflicting copy; null on the other rows. */
+  conflict_at: number | null
+}
+
+/** The first copy of each batch id, in group order: the copies the statement recorded. */
+function firstCopies (batches: readonly PendingBatch[]): PendingBatch[] {
+  const seen = new Set<string>()
+  return batches.filter(batch => {
+    const key = batchKey(batch.sessionId, batch.batchId)
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
 
 /**
  * Writes batch groups with one dedicated connection: bookkeeping statement,
@@ -80,24 +128,27 @@ export class PgCopySink implements BatchSink {
     }, this.groupTimeoutMs)
     try {
       await client.query('begin')
-      const { rows } = await client.query<{ session_id: number, batch_id: number | null, total: number | null }>(RECORD_GROUP_SQL, [
+      const { rows } = await client.query<RecordGroupRow>(RECORD_GROUP_SQL, [
         batches.map(b => b.sessionId),
         batches.map(b => b.batchId),
         batches.map(b => b.readingCount),
         batches.map(b => b.receivedAtMs),
         batches.map(b => b.firstReadingMicros),
-        batches.map(b => b.lastReadingMicros)
+        batches.map(b => b.lastReadingMicros),
+        batches.map(b => b.digest)
       ])
       const totalsBefore = new Map<number, number>()
       const inserted = new Set<string>()
+      const conflicts = new Set<number>()
       for (const row of rows) {
-        if (row.batch_id === null) totalsBefore.set(row.session_id, row.total as number)
+        if (row.conflict_at !== null) conflicts.add(row.conflict_at)
+        else if (row.batch_id === null) totalsBefore.set(row.session_id, row.total as number)
         else inserted.add(batchKey(row.session_id, row.batch_id))
       }
-      const fresh = batches.filter(b => inserted.has(batchKey(b.sessionId, b.batchId)))
+      const fresh = firstCopies(batches).filter(b => inserted.has(batchKey(b.sessionId, b.batchId)))
       if (fresh.length > 0) await copyRows(client, fresh)
       await client.query('commit')
-      return { totalsBefore, inserted }
+      return { totalsBefore, inserted, conflicts }
     } catch (err) {
       this.client = undefined
       // The connection may be dead or mid-COPY; do not return it to the pool.

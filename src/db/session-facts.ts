@@ -102,13 +102,16 @@ order by batch_id
 limit $2`
 
 /**
- * The ledger in one statement: batches written, the device time span of the
- * session (null bounds when a batch predates the ledger's device times), and
- * per batch the device time of its latest reading minus the server's receive
- * time, with its quartiles, extremes and trend over server time.
+ * The ledger in one statement: batches written, the resends refused as
+ * conflicts (counted on the session row as they happened), the device time
+ * span of the session (null bounds when a batch predates the ledger's device
+ * times), and per batch the device time of its latest reading minus the
+ * server's receive time, with its quartiles, extremes and trend over server
+ * time.
  */
 const LEDGER_FACTS_SQL = `
 select count(*)::int as written, max(batch_id) as highest,
+  (select batch_conflicts from sessions where id = $1) as conflicts,
   ${isoTimestampSql('min(first_reading_at)')} as first, ${isoTimestampSql('max(last_reading_at)')} as last,
   bool_or(first_reading_at is null) as unknown_span,
   count(offset_ms)::int as clock_batches,
@@ -131,6 +134,7 @@ from readings where session_id = $1`
 interface LedgerFactsRow {
   written: number
   highest: number | null
+  conflicts: number | null
   first: string | null
   last: string | null
   unknown_span: boolean | null
@@ -182,6 +186,7 @@ export async function gatherSessionFacts (db: Queryable, session: EndedSessionRo
   const batches: BatchFacts = {
     written: ledger?.written ?? 0,
     highestBatchId: ledger?.highest ?? null,
+    conflictingResends: ledger?.conflicts ?? 0,
     lostRanges: lostRows.slice(0, MAX_LOST_RANGES).map(row => [row.first_lost, row.last_lost]),
     lostRangesTruncated: lostRows.length > MAX_LOST_RANGES
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { EARLIEST_READING_MS, MAX_CLOCK_LEAD_MS, SENSORS, sensorReading, type ValidationIssue } from '../schemas/ws-events.js'
+import { batchDigest } from './batch-digest.js'
 import { copyRowWriter, ROW_BYTES, encodeReadings, type EncodableReading } from './binary-copy.js'
 import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
 
@@ -14,7 +15,7 @@ export interface EncodedBatch {
 }
 
 export type BatchValidation =
-  | ({ ok: true, readingCount: number } & EncodedBatch)
+  | ({ ok: true, readingCount: number, digest: Buffer } & EncodedBatch)
   | { ok: false, kind: 'size', expected: number, received: number }
   | { ok: false, kind: 'schema', issues: ValidationIssue[] }
 
@@ -23,8 +24,9 @@ const MAX_ISSUES = 50
 
 /**
  * Checks a batch's readings (exact count, then every field) and, when all is
- * well, encodes them as binary COPY rows for the session. All or nothing:
- * one bad reading rejects the batch.
+ * well, encodes them as binary COPY rows for the session, with the rows'
+ * digest (taken here, before the batch queues for a transaction). All or
+ * nothing: one bad reading rejects the batch.
  *
  * The zod schema in schemas/ws-events.ts is the definition. Valid batches,
  * the common case, take a hand-written path that checks the same rules while
@@ -34,12 +36,12 @@ const MAX_ISSUES = 50
  */
 export function validateBatch (sessionId: number, readings: unknown[], expectedSize: number): BatchValidation {
   if (readings.length !== expectedSize) return { ok: false, kind: 'size', expected: expectedSize, received: readings.length }
-  const encoded = encodeIfValid(sessionId, readings)
-  if (encoded) return { ok: true, readingCount: readings.length, ...encoded }
-  return validateWithSchema(sessionId, readings)
+  const encoded = encodeIfValid(sessionId, readings) ?? validateWithSchema(sessionId, readings)
+  if ('ok' in encoded) return encoded
+  return { ok: true, readingCount: readings.length, digest: batchDigest(encoded.rows), ...encoded }
 }
 
-function validateWithSchema (sessionId: number, readings: unknown[]): BatchValidation {
+function validateWithSchema (sessionId: number, readings: unknown[]): EncodedBatch | Extract<BatchValidation, { ok: false }> {
   const parsed = readingsSchema.safeParse(readings)
   if (!parsed.success) {
     const issues = parsed.error.issues.slice(0, MAX_ISSUES).map(issue => ({
@@ -61,7 +63,7 @@ function validateWithSchema (sessionId: number, readings: unknown[]): BatchValid
     if (timestampMicros < first) first = timestampMicros
     if (timestampMicros > last) last = timestampMicros
   }
-  return { ok: true, readingCount: encodable.length, rows: encodeReadings(sessionId, encodable), firstReadingMicros: first, lastReadingMicros: last }
+  return { rows: encodeReadings(sessionId, encodable), firstReadingMicros: first, lastReadingMicros: last }
 }
 
 const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)

@@ -79,18 +79,12 @@ export class GroupCommitter {
   }
 
   private async commitGroup (group: Waiting[]): Promise<void> {
-    // A batch resent while its first copy is in the same group: only the first is written.
-    const seen = new Set<string>()
-    const unique = group.filter(({ batch }) => {
-      const key = batchKey(batch.sessionId, batch.batchId)
-      if (seen.has(key)) return false
-      seen.add(key)
-      return true
-    })
     const started = performance.now()
     let result
     try {
-      result = await this.options.sink.writeGroup(unique.map(waiting => waiting.batch))
+      // Every copy goes to the sink, a batch resent while its first copy is in the same group
+      // included: the sink writes the first and tells a differing later copy (a conflict) apart.
+      result = await this.options.sink.writeGroup(group.map(waiting => waiting.batch))
     } catch (err) {
       this.options.log.warn({ err, batches: group.length }, 'Batch group could not be committed.')
       this.options.observer?.groupFailed?.({ batches: group.length, err })
@@ -102,7 +96,7 @@ export class GroupCommitter {
     let rows = 0
     const running = new Map(result.totalsBefore)
     const written = new Set<string>()
-    for (const { batch, resolve } of group) {
+    for (const [position, { batch, resolve }] of group.entries()) {
       const before = running.get(batch.sessionId)
       if (before === undefined) {
         resolve({ status: 'session_not_found' })
@@ -116,6 +110,10 @@ export class GroupCommitter {
         rows += batch.readingCount
         this.options.observer?.batchWritten?.(batch.readingCount)
         resolve({ status: 'written', totalSensorReadingsWritten: total })
+      } else if (result.conflicts.has(position)) {
+        this.options.log.warn({ sessionId: batch.sessionId, batchId: batch.batchId }, 'Batch resent with other readings; not written.')
+        this.options.observer?.batchConflicted?.()
+        resolve({ status: 'conflict' })
       } else {
         this.options.observer?.batchReplayed?.()
         resolve({ status: 'duplicate', totalSensorReadingsWritten: before })

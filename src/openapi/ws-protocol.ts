@@ -34,11 +34,12 @@ const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> 
   invalid_sensor_readings_batch_size: { data: '`{sessionId, batchId, expected, received}`', when: `the batch does not hold exactly ${f.batchSize} readings` },
   invalid_sensor_reading_schema: { data: '`{sessionId, batchId, issues: [{path, message}]}`', when: 'a reading or field is malformed (paths like `["sensor_readings", 200, "xAxis"]`)' },
   session_destroyed: {
-    data: '`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity, report}`; `report` is the completeness report in short (`{complete, problems, warnings, lostBatches, gaps, duplicateTimestamps, missingSensors, clockOffsetMs}`, see `GET /sessions/{id}/report`), or null when it could not be computed (timeout, database unavailable); the reaper computes it later',
+    data: '`{sessionId, destroyedAt, reason, totalSensorReadingsWritten, integrity, report}`; `report` is the completeness report in short (`{complete, problems, warnings, lostBatches, gaps, duplicateTimestamps, missingSensors, clockOffsetMs, conflictingResends}`, see `GET /sessions/{id}/report`), or null when it could not be computed (timeout, database unavailable); the reaper computes it later',
     when: 'on request (`client`), on expiry (`expired`) or by an admin (`admin`)'
   },
   session_not_found: { data: '`{}`', when: 'write or destroy with no active session' },
   storage_unavailable: { data: '`{sessionId, batchId, message, retryable: true}`', when: 'the batch was not acknowledged (database unreachable, server shutting down, or no answer to its commit in time): send it again. Usually nothing was written; when the commit\'s answer was lost it may have been, and the resend is then acknowledged from the ledger, never written twice. `sessionId` is null when a resuming phone\'s session could not be looked up' },
+  batch_conflict: { data: '`{sessionId, batchId, message}`', when: 'the `batch_id` is already written with other readings: this batch was not stored (the first content stays) and resending it does not help; counted in the completeness report' },
   error: { data: '`{code, message, issues?}`', when: 'a frame that is not a protocol message (codes below); the socket stays open' }
 })
 
@@ -105,7 +106,7 @@ ${table('| code | when |', [
 - A batch is all or nothing: a rejected batch writes no reading.
 - \`batch_id\` is 0 for a session's first batch, then +1 per batch; holes are lost batches. A batch resent with an
   already written \`batch_id\` is acknowledged again with the unchanged total and not written twice: a phone that lost
-  an ack simply resends.
+  an ack simply resends. Resent with other readings, it is answered \`batch_conflict\` and not stored.
 - Answers come in the order the frames were sent. A phone may send up to ${facts.maxInflightBatches} batches ahead of
   their acks before the server stops reading its socket.
 - A session ends ${facts.sessionTtlSeconds} s after creation whatever the phone does; a connected phone receives

@@ -30,6 +30,8 @@ export type BatchVerdict =
   | { status: 'invalid_schema', sessionId: number, issues: ValidationIssue[] }
   | { status: 'session_not_found' }
   | { status: 'storage_unavailable', sessionId: number, message: string }
+  /** The batch id is already written with other readings: not stored, and a resend will not be either. */
+  | { status: 'conflict', sessionId: number }
 
 /**
  * The one way a batch enters ingest, whatever transport brought it:
@@ -69,6 +71,7 @@ export class BatchIntake {
       batchId,
       readingCount: validation.readingCount,
       rows: validation.rows,
+      digest: validation.digest,
       receivedAtMs,
       firstReadingMicros: validation.firstReadingMicros,
       lastReadingMicros: validation.lastReadingMicros
@@ -81,6 +84,8 @@ export class BatchIntake {
           return this.rejected('session_not_found', { status: 'session_not_found' })
         case 'storage_unavailable':
           return this.rejected('storage_unavailable', { status: 'storage_unavailable', sessionId, message: outcome.message })
+        case 'conflict':
+          return { status: 'conflict', sessionId }
       }
     })
   }

@@ -93,6 +93,8 @@ function batchAnswer (batchId: number, verdict: BatchVerdict): ServerFrame {
       return frame('session_not_found', {})
     case 'storage_unavailable':
       return storageUnavailable(verdict.sessionId, batchId, verdict.message)
+    case 'conflict':
+      return frame('batch_conflict', { sessionId: verdict.sessionId, batchId, message: 'This batch_id is already written with other readings; these were not stored.' })
   }
 }
 

@@ -117,6 +117,9 @@ export class PushRecorder {
         return { status: 'storage_unavailable', message: 'the session ended while this message was written; send it again' }
       case 'storage_unavailable':
         return { status: 'storage_unavailable', message: verdict.message }
+      case 'conflict':
+        // The messageId is already recorded with other readings: these are not stored, and a retry would not be.
+        return { status: 'invalid', issues: [{ path: ['messageId'], message: 'already recorded with other readings' }] }
     }
   }
 

@@ -58,6 +58,8 @@ export interface BatchFacts {
   highestBatchId: number | null
   lostRanges: Array<[number, number]>
   lostRangesTruncated: boolean
+  /** Resends refused because their readings differed from the batch id's written ones. */
+  conflictingResends: number
 }
 
 export interface TimelineFacts {
@@ -218,6 +220,7 @@ export function buildReport (facts: SessionFacts, computedAt: Date): SessionRepo
     const ratio = sensors[sensor].achievedToIntended
     return ratio !== null && ratio < RATE_TOLERANCE
   })) problems.push('rate_below_intended')
+  if (facts.batches.conflictingResends > 0) problems.push('conflicting_resends')
 
   const warnings: ReportWarning[] = []
   if (facts.integrity === 'unreported') warnings.push('integrity_unreported')
@@ -233,7 +236,8 @@ export function buildReport (facts: SessionFacts, computedAt: Date): SessionRepo
     gaps,
     duplicateTimestamps,
     missingSensors,
-    clockOffsetMs: clock.offsetMs?.median ?? null
+    clockOffsetMs: clock.offsetMs?.median ?? null,
+    conflictingResends: facts.batches.conflictingResends
   }
 
   const bucketCount = facts.timeline.counts.reduce((max, c) => Math.max(max, c.bucket + 1), 0)
@@ -251,7 +255,8 @@ export function buildReport (facts: SessionFacts, computedAt: Date): SessionRepo
       highestBatchId: facts.batches.highestBatchId,
       lost,
       lostRanges: facts.batches.lostRanges,
-      lostRangesTruncated: facts.batches.lostRangesTruncated
+      lostRangesTruncated: facts.batches.lostRangesTruncated,
+      conflictingResends: facts.batches.conflictingResends
     },
     sensors,
     clock,

@@ -3,10 +3,14 @@ import { integrity } from './integrity.js'
 import { SENSORS } from './sensors.js'
 
 /** Bumped when the report's meaning changes; stored with every report. */
-export const REPORT_VERSION = 2
+export const REPORT_VERSION = 3
 
-/** What makes a session incomplete: data the research expected and does not have. */
-export const REPORT_PROBLEMS = ['integrity_mismatch', 'lost_batches', 'missing_sensor', 'gaps', 'rate_below_intended'] as const
+/**
+ * What makes a session incomplete: data the research expected and does not
+ * have. A conflicting resend is one: the phone sent readings under a batch id
+ * already written with others, and they were not stored.
+ */
+export const REPORT_PROBLEMS = ['integrity_mismatch', 'lost_batches', 'missing_sensor', 'gaps', 'rate_below_intended', 'conflicting_resends'] as const
 export const reportProblem = z.enum(REPORT_PROBLEMS)
 export type ReportProblem = z.infer<typeof reportProblem>
 
@@ -59,7 +63,8 @@ export const batchesReport = z.object({
   highestBatchId: z.number().int().nullable(),
   lost: z.number().int().describe('batch ids missing below the highest written (ids start at 0 and go up by one)'),
   lostRanges: z.array(z.tuple([z.number().int(), z.number().int()])).describe('[first, last] missing ids, inclusive; at most 100'),
-  lostRangesTruncated: z.boolean()
+  lostRangesTruncated: z.boolean(),
+  conflictingResends: z.number().int().describe('batches resent with an already written batch_id but other readings: answered batch_conflict and not stored (the first content stays)')
 })
 
 export const timelineReport = z.object({
@@ -76,7 +81,9 @@ export const reportSummary = z.object({
   gaps: z.number().int(),
   duplicateTimestamps: z.number().int(),
   missingSensors: z.array(z.enum(SENSORS)),
-  clockOffsetMs: z.number().nullable().describe('median device minus server time')
+  clockOffsetMs: z.number().nullable().describe('median device minus server time'),
+  // Optional: session lists serve stored summaries as they are, and those stored before version 3 lack it.
+  conflictingResends: z.number().int().optional().describe('batches resent with other readings under an already written batch_id, not stored; absent in summaries computed before conflicts were counted')
 }).describe('the completeness report in short; GET /sessions/:id/report has all of it')
 export type ReportSummary = z.infer<typeof reportSummary>
 

@@ -94,6 +94,8 @@ export interface ServerEvents {
   session_not_found: Record<string, never>
   /** sessionId is null when the phone resumed without create_session and its session could not be looked up. */
   storage_unavailable: { sessionId: number | null, batchId: number, message: string, retryable: true }
+  /** The batch id is already written with other readings: this batch was not stored, the first content stays. */
+  batch_conflict: { sessionId: number, batchId: number, message: string }
   error: { code: ErrorEventCode, message: string, issues?: ValidationIssue[] }
 }
 

@@ -3,13 +3,17 @@ import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } fr
 /** The database's part: sinks sharing one store are writers on one database. */
 export class MemoryStore {
   readonly totals = new Map<number, number>()
-  readonly ledger = new Set<string>()
+  /** Batch key to the digest it was written with; null stands for a batch written before digests. */
+  readonly ledger = new Map<string, Buffer | null>()
+  /** Conflicting resends per session, like sessions.batch_conflicts. */
+  readonly conflicts = new Map<number, number>()
 }
 
 /** A BatchSink that keeps the ledger and totals in memory, with the same contract as PgCopySink. */
 export class MemorySink implements BatchSink {
   readonly totals: Map<number, number>
-  readonly ledger: Set<string>
+  readonly ledger: Map<string, Buffer | null>
+  readonly conflicts: Map<number, number>
   readonly groups: number[] = []
   /** Session ids of each group this sink wrote, in order. */
   readonly groupSessions: number[][] = []
@@ -20,6 +24,7 @@ export class MemorySink implements BatchSink {
   constructor (store = new MemoryStore()) {
     this.totals = store.totals
     this.ledger = store.ledger
+    this.conflicts = store.conflicts
   }
 
   open (sessionId: number): void {
@@ -40,17 +45,26 @@ export class MemorySink implements BatchSink {
     this.groupSessions.push(batches.map(batch => batch.sessionId))
     const totalsBefore = new Map<number, number>()
     const inserted = new Set<string>()
-    for (const batch of batches) {
+    const conflicts = new Set<number>()
+    for (const [position, batch] of batches.entries()) {
       const total = this.totals.get(batch.sessionId)
       if (total === undefined) continue
       if (!totalsBefore.has(batch.sessionId)) totalsBefore.set(batch.sessionId, total)
       const key = batchKey(batch.sessionId, batch.batchId)
-      if (this.ledger.has(key)) continue
-      this.ledger.add(key)
+      // Whether written before or by an earlier copy in this group, the ledger holds the content to match.
+      if (this.ledger.has(key)) {
+        const stored = this.ledger.get(key)
+        if (stored && !stored.equals(batch.digest)) {
+          conflicts.add(position)
+          this.conflicts.set(batch.sessionId, (this.conflicts.get(batch.sessionId) ?? 0) + 1)
+        }
+        continue
+      }
+      this.ledger.set(key, batch.digest)
       inserted.add(key)
       this.totals.set(batch.sessionId, total + batch.readingCount)
     }
-    return { totalsBefore, inserted }
+    return { totalsBefore, inserted, conflicts }
   }
 
   async close (): Promise<void> {}

@@ -3,8 +3,9 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import type { PendingBatch } from '../../src/ingest/types.js'
 import { MemorySink, MemoryStore } from './memory-sink.js'
 
-const batch = (sessionId: number, batchId: number, readingCount = 10): PendingBatch =>
-  ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0), receivedAtMs: 0, firstReadingMicros: 0, lastReadingMicros: 0 })
+/** A batch whose content is named by `content`: copies with the same content digest the same. */
+const batch = (sessionId: number, batchId: number, readingCount = 10, content = 'a'): PendingBatch =>
+  ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0), digest: Buffer.from(content), receivedAtMs: 0, firstReadingMicros: 0, lastReadingMicros: 0 })
 
 function setup (options: { writers?: number, maxRowsPerGroup?: number, maxBufferedReadings?: number } = {}) {
   const store = new MemoryStore()
@@ -57,6 +58,80 @@ describe('IngestPipeline', () => {
       { status: 'duplicate', totalSensorReadingsWritten: 30 }
     ])
     expect(sink.totals.get(1)).toBe(30)
+  })
+
+  it('acks a resend with the same content and refuses one with other content as a conflict, across groups', async () => {
+    const conflicts: number[] = []
+    const store = new MemoryStore()
+    const sink = new MemorySink(store)
+    const pipeline = new IngestPipeline({ sinks: [sink], maxRowsPerGroup: 1000, maxBufferedReadings: 1_000_000, observer: { batchConflicted: () => conflicts.push(1) } })
+    sink.open(1)
+    expect(await pipeline.submit(batch(1, 0, 10, 'a'))).toEqual({ status: 'written', totalSensorReadingsWritten: 10 })
+    expect(await pipeline.submit(batch(1, 0, 10, 'a'))).toEqual({ status: 'duplicate', totalSensorReadingsWritten: 10 })
+    expect(await pipeline.submit(batch(1, 0, 10, 'b'))).toEqual({ status: 'conflict' })
+    expect(await pipeline.submit(batch(1, 1, 10, 'b'))).toEqual({ status: 'written', totalSensorReadingsWritten: 20 })
+    // The first content stays: resending it is still a replay.
+    expect(await pipeline.submit(batch(1, 0, 10, 'a'))).toEqual({ status: 'duplicate', totalSensorReadingsWritten: 20 })
+    expect(store.ledger.get('1:0')).toEqual(Buffer.from('a'))
+    expect(store.totals.get(1)).toBe(20)
+    expect(store.conflicts.get(1)).toBe(1)
+    expect(conflicts).toHaveLength(1)
+  })
+
+  it('writes the first copy of a batch id within one group and refuses a later copy with other content', async () => {
+    const { pipeline, sink } = setup()
+    sink.open(1)
+    sink.open(2)
+    let release!: () => void
+    sink.gate = new Promise(resolve => { release = resolve })
+    // Another session's batch takes the first transaction; the four copies queue into the next one.
+    const blocker = pipeline.submit(batch(2, 0))
+    const outcomes = [
+      pipeline.submit(batch(1, 0, 10, 'a')),
+      pipeline.submit(batch(1, 0, 10, 'b')),
+      pipeline.submit(batch(1, 0, 10, 'a')),
+      pipeline.submit(batch(1, 1, 10, 'c'))
+    ]
+    release()
+    await blocker
+    expect(await Promise.all(outcomes)).toEqual([
+      { status: 'written', totalSensorReadingsWritten: 10 },
+      { status: 'conflict' },
+      { status: 'duplicate', totalSensorReadingsWritten: 10 },
+      { status: 'written', totalSensorReadingsWritten: 20 }
+    ])
+    expect(sink.groups).toEqual([1, 4])
+    expect(sink.conflicts.get(1)).toBe(1)
+  })
+
+  it('compares copies in one group with the content already written, not with each other', async () => {
+    const { pipeline, sink } = setup()
+    sink.open(1)
+    sink.open(2)
+    await pipeline.submit(batch(1, 0, 10, 'a'))
+    await pipeline.idle()
+    let release!: () => void
+    sink.gate = new Promise(resolve => { release = resolve })
+    const blocker = pipeline.submit(batch(2, 0))
+    const outcomes = [pipeline.submit(batch(1, 0, 10, 'b')), pipeline.submit(batch(1, 0, 10, 'b')), pipeline.submit(batch(1, 0, 10, 'a'))]
+    release()
+    await blocker
+    expect(await Promise.all(outcomes)).toEqual([
+      { status: 'conflict' },
+      { status: 'conflict' },
+      { status: 'duplicate', totalSensorReadingsWritten: 10 }
+    ])
+    expect(sink.groups).toEqual([1, 1, 3])
+    expect(sink.conflicts.get(1)).toBe(2)
+  })
+
+  it('acks any resend of a batch written before digests were kept', async () => {
+    const { pipeline, sink } = setup()
+    sink.open(1)
+    sink.totals.set(1, 10)
+    sink.ledger.set('1:0', null)
+    expect(await pipeline.submit(batch(1, 0, 10, 'b'))).toEqual({ status: 'duplicate', totalSensorReadingsWritten: 10 })
+    expect(sink.conflicts.size).toBe(0)
   })
 
   it('answers session_not_found for an ended session and storage_unavailable when the sink fails', async () => {

@@ -32,6 +32,7 @@ describe('GET /metrics', () => {
       ['motion_ingest_batches_written_total', 'counter'],
       ['motion_ingest_batches_rejected_total', 'counter'],
       ['motion_ingest_batches_replayed_total', 'counter'],
+      ['motion_ingest_batch_conflicts_total', 'counter'],
       ['motion_ingest_open_sockets', 'gauge'],
       ['motion_ingest_active_sessions', 'gauge'],
       ['motion_ingest_sessions_created_total', 'counter'],
@@ -56,9 +57,11 @@ describe('GET /metrics', () => {
       expect((await app.inject({ url: '/status' })).json().openSockets).toBe(1)
       phone.send('create_session', {})
       await phone.expect('session_created')
-      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+      // The resend carries the same readings: with others it would be a batch_conflict.
+      const readings = makeReadings(375)
+      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
       phone.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: makeReadings(10) })
-      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+      phone.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
       await phone.expect('sensor_readings_batch_written')
       await phone.expect('invalid_sensor_readings_batch_size')
       await phone.expect('sensor_readings_batch_written')

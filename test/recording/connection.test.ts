@@ -76,9 +76,10 @@ describe('RecordingConnection', () => {
     phone.send('create_session', {})
     const { sessionId } = await phone.expect('session_created')
     sink.open(sessionId as number)
-    for (let batchId = 0; batchId < 5; batchId++) phone.send('write_sensor_readings_batch', { batch_id: batchId, sensor_readings: makeReadings(BATCH) })
+    const batches = Array.from({ length: 5 }, (_, batchId) => makeReadings(BATCH, Date.now() - 60_000 + batchId * 1000))
+    for (let batchId = 0; batchId < 5; batchId++) phone.send('write_sensor_readings_batch', { batch_id: batchId, sensor_readings: batches[batchId] })
     phone.send('write_sensor_readings_batch', { batch_id: 5, sensor_readings: makeReadings(BATCH - 1) })
-    phone.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: makeReadings(BATCH) })
+    phone.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: batches[1] })
     for (let batchId = 0; batchId < 5; batchId++) {
       expect(await phone.expect('sensor_readings_batch_written')).toEqual({ sessionId, batchId, totalSensorReadingsWritten: (batchId + 1) * BATCH })
     }

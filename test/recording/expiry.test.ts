@@ -26,14 +26,16 @@ describe('expiry and several instances', () => {
     const a = await connect(first, tester.token)
     a.send('create_session', {})
     const { sessionId } = await a.expect('session_created')
-    a.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+    const readings = makeReadings(375)
+    a.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
     await a.expect('sensor_readings_batch_written')
     a.terminate()
 
     const b = await connect(second, tester.token)
     b.send('create_session', {})
     expect(await b.expect('session_already_exist')).toMatchObject({ sessionId })
-    b.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: makeReadings(375) })
+    // The phone resends what it has no ack for: the same readings, acknowledged from the ledger.
+    b.send('write_sensor_readings_batch', { batch_id: 0, sensor_readings: readings })
     expect(await b.expect('sensor_readings_batch_written')).toEqual({ sessionId, batchId: 0, totalSensorReadingsWritten: 375 })
     b.send('write_sensor_readings_batch', { batch_id: 1, sensor_readings: makeReadings(375) })
     expect(await b.expect('sensor_readings_batch_written')).toEqual({ sessionId, batchId: 1, totalSensorReadingsWritten: 750 })

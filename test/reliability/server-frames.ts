@@ -39,6 +39,7 @@ export const serverFrame = z.discriminatedUnion('event', [
     event: z.literal('storage_unavailable'),
     data: z.strictObject({ sessionId: id, batchId: count, message: z.string(), retryable: z.literal(true) })
   }),
+  z.strictObject({ event: z.literal('batch_conflict'), data: z.strictObject({ sessionId: id, batchId: count, message: z.string() }) }),
   z.strictObject({
     event: z.literal('error'),
     data: z.strictObject({

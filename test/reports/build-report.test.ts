@@ -8,7 +8,7 @@ const emptyFacts = (overrides: Partial<SessionFacts> = {}): SessionFacts => ({
   sent: 0,
   written: 0,
   sensors: [],
-  batches: { written: 0, highestBatchId: null, lostRanges: [], lostRangesTruncated: false },
+  batches: { written: 0, highestBatchId: null, lostRanges: [], lostRangesTruncated: false, conflictingResends: 0 },
   clock: { batches: 0, quartilesMs: null, minMs: null, maxMs: null, slopeMsPerSecond: null, receivedSpanSeconds: null },
   timeline: { bucketSeconds: 1, start: null, counts: [] },
   ...overrides
@@ -37,7 +37,8 @@ describe('buildReport', () => {
       gaps: 0,
       duplicateTimestamps: 0,
       missingSensors: ['Accelerometer', 'Gyroscope', 'Magnetometer'],
-      clockOffsetMs: null
+      clockOffsetMs: null,
+      conflictingResends: 0
     })
     expect(report.computedAt).toBe('2026-11-24T12:00:00.000Z')
     expect(report.timeline.readings).toEqual({ Accelerometer: [], Gyroscope: [], Magnetometer: [] })
