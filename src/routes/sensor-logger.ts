@@ -56,7 +56,7 @@ function answer (reply: FastifyReply, result: PushResult) {
     case 'test':
       return reply.code(200).send({ status: 'test', test: true, written: 0 })
     case 'invalid':
-      return reply.code(400).send({ error: 'INVALID_PUSH', message: 'The body is not a Sensor Logger push message', issues: result.issues })
+      return reply.code(400).send({ error: 'INVALID_PUSH', message: 'The message cannot be recorded as sent; see issues', issues: result.issues })
     case 'too_many_readings':
       return refuse(reply, 413, 'TOO_MANY_READINGS',
         `The message carries ${result.received} motion readings, more than the ${result.limit} one message may carry; shorten the batch period`)
