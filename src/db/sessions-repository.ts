@@ -1,7 +1,8 @@
 import type { ReportSummary } from '../schemas/session-report.js'
-import type { DestroyReason, Integrity, Session, SessionMetadata } from '../schemas/sessions.js'
+import { encodeSessionCursor, type DestroyReason, type Integrity, type Session, type SessionCursor, type SessionMetadata, type SessionSort } from '../schemas/sessions.js'
 import { withTransaction, type Pool } from './pool.js'
 import type { Queryable } from './queryable.js'
+import { isoTimestampSql } from './readings-sql.js'
 
 export interface SessionRow {
   id: number
@@ -55,38 +56,92 @@ export interface SessionFilter {
   integrity?: Integrity
   /** true: sessions whose report found a problem; false: those whose report found none. Unreported sessions match neither. */
   incomplete?: boolean
+  /** true: flagged as recorded incorrectly; false: not flagged. */
+  flagged?: boolean
+  /** true: recording now; false: ended. */
+  active?: boolean
+  /** Started at or after this instant (ISO-8601). */
+  from?: string
+  /** Started before this instant (ISO-8601). */
+  to?: string
 }
 
 function filterSql (filter: SessionFilter, params: unknown[]): string {
   const conditions: string[] = []
-  if (filter.userId !== undefined) {
-    params.push(filter.userId)
-    conditions.push(`user_id = $${params.length}`)
+  const add = (value: unknown, condition: (placeholder: string) => string) => {
+    params.push(value)
+    conditions.push(condition(`$${params.length}`))
   }
-  if (filter.integrity !== undefined) {
-    params.push(filter.integrity)
-    conditions.push(`integrity = $${params.length}`)
-  }
+  if (filter.userId !== undefined) add(filter.userId, p => `user_id = ${p}`)
+  if (filter.integrity !== undefined) add(filter.integrity, p => `integrity = ${p}`)
   if (filter.incomplete !== undefined) {
-    params.push(!filter.incomplete)
-    conditions.push(`exists (select 1 from session_reports r where r.session_id = sessions.id and r.complete = $${params.length})`)
+    add(!filter.incomplete, p => `exists (select 1 from session_reports r where r.session_id = sessions.id and r.complete = ${p})`)
   }
+  if (filter.flagged !== undefined) add(filter.flagged, p => `flagged_incorrect = ${p}`)
+  if (filter.active !== undefined) conditions.push(filter.active ? 'destroyed_at is null' : 'destroyed_at is not null')
+  if (filter.from !== undefined) add(filter.from, p => `created_at >= ${p}::timestamptz`)
+  if (filter.to !== undefined) add(filter.to, p => `created_at < ${p}::timestamptz`)
   return conditions.length ? `where ${conditions.join(' and ')}` : ''
 }
 
 /** A page of sessions, newest first, with the total matching the filter. */
 export async function listSessions (db: Queryable, filter: SessionFilter, take: number, skip: number): Promise<{ items: Session[], total: number }> {
-  const pageParams: unknown[] = [take, skip]
-  const pageWhere = filterSql(filter, pageParams)
+  const { items, total } = await listSessionsPage(db, filter, { take, skip, sort: '-createdAt' })
+  return { items, total }
+}
+
+export interface SessionPaging {
+  take: number
+  /** Ignored with a cursor. */
+  skip: number
+  sort: SessionSort
+  /** Continue after this item; its sort must be `sort`. */
+  cursor?: SessionCursor | undefined
+}
+
+/** The sort key of each order as SQL, and as text for a cursor (created_at with its microseconds). */
+const SORT_KEYS: Record<'createdAt' | 'readings', { column: string, text: string, cast: string }> = {
+  createdAt: { column: 'created_at', text: isoTimestampSql('created_at'), cast: 'timestamptz' },
+  readings: { column: 'total_sensor_readings_written', text: 'total_sensor_readings_written::text', cast: 'bigint' }
+}
+
+/**
+ * A page of sessions in the given order, the total matching the filter, and
+ * the cursor of the next page (one more row is read to know whether there is
+ * one). A cursor page continues strictly after its (sort value, id), so it
+ * neither repeats nor skips sessions created meanwhile, which skip would.
+ */
+export async function listSessionsPage (db: Queryable, filter: SessionFilter, paging: SessionPaging):
+Promise<{ items: Session[], total: number, nextCursor: string | null }> {
+  const descending = paging.sort.startsWith('-')
+  const key = SORT_KEYS[paging.sort.replace('-', '') as keyof typeof SORT_KEYS]
+  const direction = descending ? 'desc' : 'asc'
+  const pageParams: unknown[] = [paging.take + 1]
+  let pageWhere = filterSql(filter, pageParams)
+  if (paging.cursor) {
+    pageParams.push(paging.cursor.value, paging.cursor.id)
+    const after = `(${key.column}, id) ${descending ? '<' : '>'} ($${pageParams.length - 1}::${key.cast}, $${pageParams.length}::bigint)`
+    pageWhere = pageWhere ? `${pageWhere} and ${after}` : `where ${after}`
+  } else {
+    pageParams.push(paging.skip)
+  }
+  const offset = paging.cursor ? '' : `offset $${pageParams.length}`
   const countParams: unknown[] = []
   const countWhere = filterSql(filter, countParams)
   const [{ rows }, { rows: [count] }] = await Promise.all([
-    db.query<SessionRow>(
-      `select ${SESSION_COLUMNS} from sessions ${pageWhere}
-       order by created_at desc, id desc limit $1 offset $2`, pageParams),
+    db.query<SessionRow & { sort_key: string }>(
+      `select ${SESSION_COLUMNS}, ${key.text} as sort_key from sessions ${pageWhere}
+       order by ${key.column} ${direction}, id ${direction} limit $1 ${offset}`, pageParams),
     db.query<{ total: number }>(`select count(*)::int as total from sessions ${countWhere}`, countParams)
   ])
-  return { items: rows.map(toSession), total: count?.total ?? 0 }
+  const more = rows.length > paging.take
+  const pageRows = more ? rows.slice(0, paging.take) : rows
+  const last = pageRows[pageRows.length - 1]
+  return {
+    items: pageRows.map(toSession),
+    total: count?.total ?? 0,
+    nextCursor: more && last ? encodeSessionCursor({ sort: paging.sort, value: last.sort_key, id: last.id }) : null
+  }
 }
 
 export interface SessionPatch {

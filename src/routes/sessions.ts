@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { listSessions, patchSession } from '../db/sessions-repository.js'
+import { listSessionsPage, patchSession } from '../db/sessions-repository.js'
 import { markReportPending } from '../db/session-reports-repository.js'
 import { findUserById } from '../db/users-repository.js'
-import { AppError, conflict, notFound } from '../errors.js'
+import { AppError, conflict, forbidden, notFound } from '../errors.js'
 import { errorResponse, idParam } from '../schemas/common.js'
 import { sessionReport } from '../schemas/session-report.js'
-import { patchSessionBody, session, sessionFilterQuery, sessionPage } from '../schemas/sessions.js'
+import { patchSessionBody, session, sessionListQuery, sessionPage, userSessionListQuery } from '../schemas/sessions.js'
 import { findVisibleSession } from './session-access.js'
 
 export interface SessionsRoutesOptions {
@@ -20,31 +20,35 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
     onRequest: fastify.authenticate,
     schema: {
       tags: ['sessions'],
-      summary: 'The caller\'s sessions (an admin\'s: every user\'s), newest first, optionally only those to look at',
-      description: 'Admins do not record, so for an admin this lists every user\'s sessions: `?integrity=mismatch` or `?incomplete=true` is the list of sessions to look at.',
-      querystring: sessionFilterQuery,
-      response: { 200: sessionPage, 400: errorResponse, 401: errorResponse }
+      summary: 'The caller\'s sessions (an admin\'s: every user\'s), newest first unless sorted otherwise, optionally only those to look at',
+      description: 'Admins do not record, so for an admin this lists every user\'s sessions: `?integrity=mismatch`, `?incomplete=true` or `?flagged=true` ' +
+        'is the list of sessions to look at, `?active=true` those recording now, `?userId=` one user\'s. Page with take/skip, or with take and ' +
+        'the previous page\'s nextCursor, which neither repeats nor skips a session when sessions are added meanwhile.',
+      querystring: sessionListQuery,
+      response: { 200: sessionPage, 400: errorResponse, 401: errorResponse, 403: errorResponse }
     }
   }, async (request) => {
-    const { take, skip, integrity, incomplete } = request.query
+    const { take, skip, sort, cursor, userId, ...filter } = request.query
     const auth = request.auth as NonNullable<typeof request.auth>
-    const userId = auth.role === 'ADMIN' ? undefined : auth.userId
-    return { ...await listSessions(fastify.db, { userId, integrity, incomplete }, take, skip), take, skip }
+    if (auth.role !== 'ADMIN' && userId !== undefined) throw forbidden('Only admins filter by userId; a beta tester sees only their own sessions')
+    const owner = auth.role === 'ADMIN' ? userId : auth.userId
+    return { ...await listSessionsPage(fastify.db, { ...filter, userId: owner }, { take, skip, sort, cursor }), take, skip }
   })
 
   fastify.get('/users/:id/sessions', {
     onRequest: adminOnly,
     schema: {
       tags: ['sessions'],
-      summary: 'A user\'s sessions, newest first (admin)',
+      summary: 'A user\'s sessions, newest first unless sorted otherwise (admin)',
+      description: 'The same filters, sorts and paging as GET /sessions.',
       params: idParam,
-      querystring: sessionFilterQuery,
-      response: { 200: sessionPage, 404: errorResponse }
+      querystring: userSessionListQuery,
+      response: { 200: sessionPage, 400: errorResponse, 404: errorResponse }
     }
   }, async (request) => {
-    const { take, skip, integrity, incomplete } = request.query
+    const { take, skip, sort, cursor, ...filter } = request.query
     if (!await findUserById(fastify.db, request.params.id)) throw notFound(`User ${request.params.id} does not exist`)
-    return { ...await listSessions(fastify.db, { userId: request.params.id, integrity, incomplete }, take, skip), take, skip }
+    return { ...await listSessionsPage(fastify.db, { ...filter, userId: request.params.id }, { take, skip, sort, cursor }), take, skip }
   })
 
   fastify.get('/sessions/:id', {

@@ -55,7 +55,10 @@ export const session = z.object({
 })
 export type Session = z.infer<typeof session>
 
-export const sessionPage = page(session)
+export const sessionPage = page(session).extend({
+  nextCursor: z.string().nullable().optional()
+    .describe('pass as ?cursor= for the next page (same filters and sort); null on the last page; absent for the take/skip lists')
+})
 
 /** Keys of a metadata patch; a null value removes the key. */
 const metadataPatch = storableMetadata(z.string().min(1).max(256))
@@ -82,3 +85,70 @@ export const sessionFilterQuery = pagingQuery(50, 500).extend({
   integrity: integrity.optional().describe('only sessions with this sent-vs-written verdict'),
   incomplete: queryFlag.optional().describe('true: sessions whose completeness report found a problem; false: those it found whole (sessions without a report match neither)')
 })
+
+/** Orders of the session list: a field, descending with a leading minus. The id breaks ties in the same direction. */
+export const SESSION_SORTS = ['-createdAt', 'createdAt', '-readings', 'readings'] as const
+export const sessionSort = z.enum(SESSION_SORTS)
+export type SessionSort = z.infer<typeof sessionSort>
+
+/**
+ * Where a page of the session list ended: the sort it was made for, the last
+ * item's sort value (created_at as text with microseconds, or its readings
+ * count) and id. Opaque to clients.
+ */
+export interface SessionCursor {
+  sort: SessionSort
+  value: string
+  id: number
+}
+
+const sessionCursorFields = z.tuple([sessionSort, z.string().min(1).max(40), z.number().int().positive().max(Number.MAX_SAFE_INTEGER)])
+
+export function encodeSessionCursor (cursor: SessionCursor): string {
+  return Buffer.from(JSON.stringify([cursor.sort, cursor.value, cursor.id])).toString('base64url')
+}
+
+export function decodeSessionCursor (text: string): SessionCursor | undefined {
+  try {
+    const parsed = sessionCursorFields.safeParse(JSON.parse(Buffer.from(text, 'base64url').toString('utf8')))
+    if (!parsed.success) return undefined
+    const [sort, value, id] = parsed.data
+    const valid = sort.endsWith('createdAt') ? z.iso.datetime({ offset: true }).safeParse(value).success : /^\d{1,18}$/.test(value)
+    return valid ? { sort, value, id } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const listFields = {
+  flagged: queryFlag.optional().describe('true: only sessions flagged as recorded incorrectly; false: only those not flagged'),
+  active: queryFlag.optional().describe('true: only sessions recording now; false: only ended ones'),
+  from: z.iso.datetime({ offset: true }).optional().describe('only sessions started at or after this instant (ISO-8601 with offset)'),
+  to: z.iso.datetime({ offset: true }).optional().describe('only sessions started before this instant (ISO-8601 with offset)'),
+  sort: sessionSort.default('-createdAt').describe('createdAt or readings (readings written); a leading minus sorts descending'),
+  cursor: z.string().max(200).optional()
+    .transform((text, ctx) => {
+      if (text === undefined) return undefined
+      const cursor = decodeSessionCursor(text)
+      if (!cursor) {
+        ctx.addIssue({ code: 'custom', message: 'is not a cursor this service issued (use nextCursor from the previous page)' })
+        return z.NEVER
+      }
+      return cursor
+    })
+    .describe('nextCursor of the previous page: pages that neither skip nor repeat a session when sessions are added meanwhile')
+}
+
+type ListQuery = { skip: number, sort: SessionSort, cursor?: SessionCursor | undefined }
+const cursorFitsQuery = (query: ListQuery) => query.cursor === undefined || (query.skip === 0 && query.cursor.sort === query.sort)
+const cursorMisfit = { message: 'cursor cannot be combined with skip, and belongs to the sort it was issued for', path: ['cursor'] }
+
+/** GET /sessions: the filters above plus the list's own; userId is for admins. */
+export const sessionListQuery = sessionFilterQuery.extend({
+  ...listFields,
+  userId: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional()
+    .describe('only this user\'s sessions (admin; a beta tester always sees only their own)')
+}).refine(cursorFitsQuery, cursorMisfit)
+
+/** GET /users/:id/sessions: the same, the user being in the path. */
+export const userSessionListQuery = sessionFilterQuery.extend(listFields).refine(cursorFitsQuery, cursorMisfit)
