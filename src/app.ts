@@ -4,13 +4,14 @@ import type { Config } from './config.js'
 import { clientErrorHandler, frameworkErrors } from './framework-errors.js'
 import { httpServerFactory } from './http-server.js'
 import { loggerOptions } from './logger.js'
-import { ingestMetricsObserver, integrityAuditMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
+import { ingestMetricsObserver, integrityAuditMetricsObserver, mqttMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
 import authPlugin from './plugins/auth.js'
 import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import integrityAuditPlugin from './plugins/integrity-audit.js'
 import metricsPlugin from './plugins/metrics.js'
+import mqttPlugin from './plugins/mqtt.js'
 import openapiPlugin from './plugins/openapi.js'
 import reportsPlugin from './plugins/reports.js'
 import recordingPlugin from './plugins/recording.js'
@@ -103,6 +104,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     timeoutMs: config.sessions.reportTimeoutMs,
     observer: integrityAuditMetricsObserver(app.metrics)
   })
+  // After the recording core: closing stops taking MQTT messages before the ingest pipeline drains.
+  await app.register(mqttPlugin, { mqtt: config.mqtt, pushObserver: pushMetricsObserver(app.metrics), observer: mqttMetricsObserver(app.metrics) })
 
   await app.register(healthRoutes, {
     commitSha: config.commitSha,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { z } from 'zod'
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
@@ -62,8 +63,13 @@ export const envSchema = z.object({
   INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
   PUSH_MAX_READINGS: int(1, 100_000).default(5000),
   PUSH_MAX_INFLIGHT_PER_USER: int(1, 1000).default(4),
-  MQTT_URL: optionalText,
-  MQTT_TOPIC: z.string().min(1).default('motion-ingest/+'),
+  MQTT_URL: optionalText.pipe(z.url({ protocol: /^(mqtts?|wss?)$/, error: 'an mqtt://, mqtts://, ws:// or wss:// URL' }).optional()),
+  // The topic's last level is the ingest key, so the filter ends in a one-level wildcard.
+  MQTT_TOPIC: z.string().regex(/^[^#$][^#]*\/\+$/, 'a topic filter ending in /+ (the ingest key level), without #').default('motion-ingest/+'),
+  MQTT_CLIENT_ID: optionalText,
+  MQTT_SHARE_GROUP: z.string().trim().regex(/^[^/+#]*$/, 'a name without /, + or #; empty for a plain subscription').default('motion-ingest'),
+  MQTT_SESSION_EXPIRY_SECONDS: int(0, 4_294_967_295).default(3600),
+  MQTT_MAX_INFLIGHT: int(1, 65_535).default(64),
 
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
@@ -126,7 +132,12 @@ function toConfig (env: z.output<typeof envSchema>) {
     },
     mqtt: {
       url: env.MQTT_URL,
-      topic: env.MQTT_TOPIC
+      topic: env.MQTT_TOPIC,
+      // Stable across restarts of one instance, so its broker session (and the messages queued in it) is found again.
+      clientId: env.MQTT_CLIENT_ID ?? `motion-ingest-${hostname()}-${env.PORT}`,
+      shareGroup: env.MQTT_SHARE_GROUP === '' ? undefined : env.MQTT_SHARE_GROUP,
+      sessionExpirySeconds: env.MQTT_SESSION_EXPIRY_SECONDS,
+      maxInflight: env.MQTT_MAX_INFLIGHT
     },
       groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
     },

@@ -3,6 +3,7 @@ import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
 import type { IntegrityAuditObserver } from './plugins/integrity-audit.js'
 import type { PushObserver } from './recording/push-observer.js'
+import type { MqttSubscriberObserver } from './transports/mqtt-subscriber.js'
 import type { RecordingObserver } from './recording/observer.js'
 import type { SocketObserver } from './recording/recording-sockets.js'
 
@@ -58,5 +59,13 @@ export function integrityAuditMetricsObserver (metrics: Metrics): IntegrityAudit
 export function pushMetricsObserver (metrics: Metrics): PushObserver {
   return {
     messageHandled: (transport, outcome) => metrics.pushMessages.inc({ transport, outcome })
+  }
+}
+
+/** Feeds the MQTT subscriber's connection and retries into the metrics. */
+export function mqttMetricsObserver (metrics: Metrics): MqttSubscriberObserver {
+  return {
+    connectionChanged: connected => metrics.mqttConnected.set(connected ? 1 : 0),
+    retried: reason => metrics.mqttRetries.inc({ reason })
   }
 }

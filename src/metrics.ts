@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { BatchRejection } from './recording/observer.js'
 import { PUSH_OUTCOMES, PUSH_TRANSPORTS } from './recording/push-observer.js'
 import { DESTROY_REASONS } from './schemas/sessions.js'
+import type { RetryReason } from './transports/mqtt-subscriber.js'
 
 export const METRIC_PREFIX = 'motion_ingest_'
 
@@ -13,6 +14,10 @@ const REJECTIONS: Record<BatchRejection, true> = { batch_size: true, schema: tru
  * rate() and alerts see a series before the first rejection.
  */
 export const BATCH_REJECT_REASONS = Object.keys(REJECTIONS) as BatchRejection[]
+
+const MQTT_RETRIES: Record<RetryReason, true> = { too_many_in_flight: true, saturated: true, storage_unavailable: true, error: true }
+/** Values of the `reason` label of mqttRetries. */
+export const MQTT_RETRY_REASONS = Object.keys(MQTT_RETRIES) as RetryReason[]
 
 export interface MetricsOptions {
   /** Counts active sessions for the activeSessions gauge; null when it cannot tell (database down). */
@@ -38,6 +43,8 @@ export interface Metrics {
   integrityMismatches: Gauge
   integritySessionsAudited: Counter
   pushMessages: Counter<'transport' | 'outcome'>
+  mqttConnected: Gauge
+  mqttRetries: Counter<'reason'>
 }
 
 /**
@@ -60,6 +67,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
   for (const outcome of ['complete', 'incomplete', 'failed']) sessionReports.inc({ outcome }, 0)
   const pushMessages = new Counter({ name: name('push_messages_total'), help: 'Push messages (Sensor Logger over HTTP or MQTT) handled, by transport and outcome', labelNames: ['transport', 'outcome'] as const, registers })
   for (const transport of PUSH_TRANSPORTS) for (const outcome of PUSH_OUTCOMES) pushMessages.inc({ transport, outcome }, 0)
+  const mqttRetries = new Counter({ name: name('mqtt_retries_total'), help: 'MQTT messages tried again, unacknowledged meanwhile, by reason', labelNames: ['reason'] as const, registers })
+  for (const reason of MQTT_RETRY_REASONS) mqttRetries.inc({ reason }, 0)
 
   return {
     registry,
@@ -85,6 +94,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
     }),
     sessionReports,
     pushMessages,
+    mqttConnected: new Gauge({ name: name('mqtt_connected'), help: '1 while this instance\'s MQTT subscriber is connected to the broker (0 also when MQTT is off)', registers }),
+    mqttRetries,
     reportDuration: new Histogram({
       name: name('session_report_duration_seconds'),
       help: 'Time to compute and store one completeness report',
