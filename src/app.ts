@@ -23,6 +23,7 @@ import ingestKeysRoutes from './routes/ingest-keys.js'
 import meRoutes from './routes/me.js'
 import metricsRoutes from './routes/metrics.js'
 import readingsRoutes from './routes/readings.js'
+import readingsSummaryRoutes from './routes/readings-summary.js'
 import sensorLoggerRoutes from './routes/sensor-logger.js'
 import sessionsRoutes from './routes/sessions.js'
 import usersRoutes from './routes/users.js'
@@ -124,5 +125,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(sensorLoggerRoutes, { observer: pushMetricsObserver(app.metrics) })
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
+  // A summary reads what a report reads, so it gets a report's time.
+  await app.register(readingsSummaryRoutes, { maxPerUser: config.exports.maxPerUser, timeoutMs: config.sessions.reportTimeoutMs })
   return app
 }
