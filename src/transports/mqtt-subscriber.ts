@@ -106,7 +106,9 @@ export function brokerForLog (url: string): string {
  * the backpressure), calls back at once with ACK_AFTER_COMMIT so mqtt.js
  * sends no PUBACK itself, and the PUBACK follows the commit, in arrival
  * order (OrderedAcks). The broker sends at most `maxInflight` unacknowledged
- * QoS 1 messages (Receive Maximum).
+ * QoS 1 messages (Receive Maximum). Messages of one topic (one phone's key)
+ * are handled one after another, in the order published; those of
+ * different topics at once, so the group commit still gathers many.
  *
  * A message the handler cannot store yet is tried again with a backoff and
  * not acknowledged meanwhile; MQTT 5 brokers resend an unacknowledged
