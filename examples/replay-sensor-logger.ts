@@ -5,7 +5,7 @@
  * docs/sensor-logger.md.
  *
  *   npx tsx examples/replay-sensor-logger.ts --url http://localhost:3000 --key mik_1_… --messages 5
- *   npx tsx examples/replay-sensor-logger.ts --mqtt mqtt://localhost:1883 --topic <topic> --messages 5
+ *   npx tsx examples/replay-sensor-logger.ts --mqtt ws://localhost:8080 --key mik_1_… --messages 5
  */
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     resend: { type: 'boolean', default: false },
     mqtt: { type: 'string' },
     topic: { type: 'string' },
+    qos: { type: 'string', default: '0' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -41,7 +42,9 @@ const USAGE = `Usage: npx tsx examples/replay-sensor-logger.ts [options]
   --first-message-id <n>  messageId of the first message (default 0)
   --resend                send every message twice, as an app does when an answer is lost: the second is a duplicate
   --fast                  do not wait a batch period between messages
-  --mqtt <url> --topic <t>  publish the messages to an MQTT broker instead of HTTP`
+  --mqtt <broker url>     publish to an MQTT broker instead of HTTP: ws://host:port as the app does (or mqtt://)
+  --topic <topic>         with --mqtt: the topic (default motion-ingest/<key>, what MQTT_TOPIC expects)
+  --qos 0|1               with --mqtt: 0 as the app publishes (default), 1 to have the broker acknowledge each message`
 
 function positive (name: string, value: string, min = 1): number {
   const n = Number(value)
@@ -117,14 +120,18 @@ function httpSender (): Send {
   }
 }
 
-async function mqttSender (brokerUrl: string, topic: string): Promise<{ send: Send, close: () => Promise<void> }> {
+/** The topic with its key level cut, for the console. */
+const shownTopic = (topic: string) => `${topic.slice(0, topic.lastIndexOf('/') + 1)}…`
+
+async function mqttSender (brokerUrl: string, topic: string, qos: 0 | 1): Promise<{ send: Send, close: () => Promise<void> }> {
   const { connectAsync } = await import('mqtt')
   const client = await connectAsync(brokerUrl, { clientId: `replay-${randomUUID().slice(0, 8)}`, reconnectPeriod: 0 })
   return {
-    // QoS 1: the broker acknowledges each message; the service's own answer is not sent back over MQTT.
+    // The service's answer is not sent back over MQTT: at QoS 1 the broker's acknowledgement is all there is,
+    // at QoS 0 (the app's) not even that. The service's logs and metrics tell what became of each message.
     send: async body => {
-      await client.publishAsync(topic, body, { qos: 1 })
-      return { ok: true, text: `published to ${topic} (QoS 1, acknowledged by the broker)` }
+      await client.publishAsync(topic, body, { qos })
+      return { ok: true, text: `published to ${shownTopic(topic)} (QoS ${qos}${qos === 1 ? ', acknowledged by the broker' : ''})` }
     },
     close: () => client.endAsync()
   }
@@ -141,9 +148,11 @@ async function main (): Promise<number> {
   const firstMessageId = positive('first-message-id', args['first-message-id'] as string, 0)
   const platform = args.platform
   if (platform !== 'android' && platform !== 'ios') throw new Error('--platform must be android or ios')
-  if (args.mqtt !== undefined && !args.topic) throw new Error('--mqtt needs --topic')
+  if (args.mqtt !== undefined && !args.topic && !args.key) throw new Error('--mqtt needs --key <ingest key> (or --topic)')
+  if (args.qos !== '0' && args.qos !== '1') throw new Error('--qos must be 0 or 1')
 
-  const mqtt = args.mqtt === undefined ? undefined : await mqttSender(args.mqtt, args.topic as string)
+  const topic = args.topic ?? `motion-ingest/${args.key}`
+  const mqtt = args.mqtt === undefined ? undefined : await mqttSender(args.mqtt, topic, args.qos === '1' ? 1 : 0)
   const send = mqtt?.send ?? httpSender()
   const sessionId = args['session-id'] ?? randomUUID()
   const deviceId = `replay-${platform}`

@@ -125,6 +125,8 @@ export class MqttSubscriber {
   private acks: OrderedAcks | undefined
   private running = false
   private isConnected = false
+  /** Connection errors since the last connect: only the first of a broker outage is a warning. */
+  private failures = 0
   /** The last message of each topic in the works: the next one of that topic starts after it. */
   private readonly topicTails = new Map<string, Promise<void>>()
   private handlingNow = 0
@@ -163,7 +165,10 @@ export class MqttSubscriber {
     client.handleMessage = (packet, callback) => this.receive(packet, callback)
     client.on('connect', connack => this.onConnect(client, connack))
     client.on('close', () => this.onDisconnect())
-    client.on('error', err => this.log.warn({ err, broker: brokerForLog(url) }, 'MQTT connection failed; reconnecting.'))
+    client.on('error', err => {
+      const level = this.failures++ === 0 ? 'warn' : 'debug'
+      this.log[level]({ err, broker: brokerForLog(url), failures: this.failures }, 'MQTT connection failed; reconnecting every second.')
+    })
     client.connect()
   }
 
@@ -198,6 +203,7 @@ export class MqttSubscriber {
     this.acks?.abandon()
     const acks = new OrderedAcks(packetId => this.sendPuback(client, acks, packetId))
     this.acks = acks
+    this.failures = 0
     this.setConnected(true)
     const { subscription, clientId } = this.options
     const broker = brokerForLog(this.options.url)

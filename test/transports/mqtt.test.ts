@@ -328,3 +328,18 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: instances sharing a subscript
     expect(await pushCount(a, 'duplicate') + await pushCount(b, 'duplicate')).toBe(0)
   })
 })
+
+describe.skipIf(!broker)('Sensor Logger over MQTT: the broker restarting', () => {
+  it('reconnects, subscribes again (the broker kept no session) and records again', async () => {
+    const tester = await recorder()
+    const subscribedBefore = lines.filter(line => line.includes('"msg":"MQTT subscribed."')).length
+    await broker!.restart()
+    await eventually(() => lines.filter(line => line.includes('"msg":"MQTT subscribed."')).length, n => n === subscribedBefore + 1, 'a new subscription')
+    expect(status().connected).toBe(true)
+    expect((await app.metrics.mqttConnected.get()).values[0]?.value).toBe(1)
+    const phone = await publisher()
+    await phone.publishAsync(`main/${tester.key}`, messageText(0, 'after-restart', iosEntries(3)), { qos: 0 })
+    await eventually(() => stored(app.db, tester.user.id), s => s.batches === 1, 'the message after the restart')
+    expect(lines.some(line => line.includes('"msg":"MQTT disconnected; reconnecting."'))).toBe(true)
+  })
+})
