@@ -343,3 +343,23 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: the broker restarting', () =>
     expect(lines.some(line => line.includes('"msg":"MQTT disconnected; reconnecting."'))).toBe(true)
   })
 })
+
+describe.skipIf(!broker)('Sensor Logger over MQTT: a broker that queues QoS 0 messages', () => {
+  it('stores a QoS 0 message published while the instance was away once it is back under the same client id (queue_qos0_messages true)', async () => {
+    const queueing = await startMosquitto(binary as string, ['queue_qos0_messages true'])
+    afterAll(() => queueing.stop())
+    const env = { MQTT_URL: queueing.tcpUrl, MQTT_CLIENT_ID: `mi-test-${run}-queued`, MQTT_TOPIC: 'queued/+' }
+    const first = await buildApp(testConfig(databaseUrl, env), { logger: false })
+    await first.ready()
+    await first.mqtt!.whenSubscribed
+    const tester = await recorder(first)
+    await first.close()
+
+    const phone = await mqtt.connectAsync(queueing.wsUrl, { protocolVersion: 4, reconnectPeriod: 0 })
+    publishers.push(phone)
+    await phone.publishAsync(`queued/${tester.key}`, messageText(0, 'queued', iosEntries(3)), { qos: 0 })
+    const second = await build(databaseUrl, env)
+    await second.mqtt!.whenSubscribed
+    await eventually(() => stored(second.db, tester.user.id), s => s.batches === 1, 'the queued message')
+  })
+})
