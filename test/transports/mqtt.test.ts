@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import mqtt, { type MqttClient } from 'mqtt'
 import pg from 'pg'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loggerOptions } from '../../src/logger.js'
 import type { PushOutcome } from '../../src/recording/push-observer.js'
@@ -27,6 +27,12 @@ const mqttEnv = (name: string, env: Record<string, string> = {}) => ({
   ...env
 })
 
+// A database behind a proxy the outage test cuts.
+const outageUrl = broker ? await createTestDatabase() : ''
+const proxy = TcpProxy.forUrl(outageUrl || 'postgres://127.0.0.1:5432/none')
+if (broker) await proxy.start()
+afterAll(() => broker ? proxy.close() : undefined)
+
 const lines: string[] = []
 const { transport: _pretty, ...jsonOptions } = loggerOptions('debug')
 const app = broker ? await build(databaseUrl, { ...mqttEnv('main'), LOG_LEVEL: 'debug' }, { logger: { ...jsonOptions, stream: { write: (line: string) => { lines.push(line) } } } }) : undefined as unknown as FastifyInstance
@@ -40,6 +46,14 @@ async function publisher (): Promise<MqttClient> {
   const client = await mqtt.connectAsync(broker!.wsUrl, { protocolVersion: 4, clientId: `sensor-logger-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 })
   publishers.push(client)
   return client
+}
+
+/** An app built inside a test, closed when the test ends (build() closes after the file, for apps built outside tests). */
+async function buildForTest (url: string, env: Record<string, string>): Promise<FastifyInstance> {
+  const built = await buildApp(testConfig(url, env), { logger: false })
+  onTestFinished(() => built.close())
+  await built.ready()
+  return built
 }
 
 async function recorder (target: FastifyInstance = app) {
@@ -225,7 +239,7 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: acknowledgements and concurre
   })
 
   it('holds at most MQTT_MAX_INFLIGHT messages at once and stores every one', async () => {
-    const bounded = await build(databaseUrl, mqttEnv('bounded', { MQTT_MAX_INFLIGHT: '4' }))
+    const bounded = await buildForTest(databaseUrl, mqttEnv('bounded', { MQTT_MAX_INFLIGHT: '4' }))
     await bounded.mqtt!.whenSubscribed
     const testers = await Promise.all(Array.from({ length: 12 }, () => recorder(bounded)))
     const phone = await publisher()
@@ -271,13 +285,8 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: acknowledgements and concurre
 
 describe.skipIf(!broker)('Sensor Logger over MQTT: storage unavailable', () => {
   it('does not acknowledge a message while the database is down, stores it once it is back, and the broker never resends it', async () => {
-    const outageUrl = await createTestDatabase()
-    const proxy = TcpProxy.forUrl(outageUrl)
-    await proxy.start()
-    afterAll(() => proxy.close())
     const env = mqttEnv('outage')
-    const first = await buildApp(testConfig(proxy.url(outageUrl), env), { logger: false })
-    await first.ready()
+    const first = await buildForTest(proxy.url(outageUrl), env)
     await first.mqtt!.whenSubscribed
     const tester = await recorder(first)
     const phone = await publisher()
@@ -299,7 +308,7 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: storage unavailable', () => {
     await first.close()
 
     // The same client id again: the broker resumes the session and has nothing to resend.
-    const second = await build(proxy.url(outageUrl), env)
+    const second = await buildForTest(proxy.url(outageUrl), env)
     await second.mqtt!.whenSubscribed
     await new Promise(resolve => setTimeout(resolve, 500))
     expect(await pushCount(second, 'duplicate')).toBe(0)
@@ -312,7 +321,7 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: storage unavailable', () => {
 describe.skipIf(!broker)('Sensor Logger over MQTT: instances sharing a subscription', () => {
   it('hands each message to one instance of the group', async () => {
     const env = (name: string) => mqttEnv(name, { MQTT_TOPIC: 'shared/+', MQTT_SHARE_GROUP: `group-${run}` })
-    const [a, b] = [await build(databaseUrl, env('shared-a')), await build(databaseUrl, env('shared-b'))]
+    const [a, b] = [await buildForTest(databaseUrl, env('shared-a')), await buildForTest(databaseUrl, env('shared-b'))]
     await Promise.all([a.mqtt!.whenSubscribed, b.mqtt!.whenSubscribed])
     const tester = await recorder(a)
     const phone = await publisher()
@@ -347,10 +356,9 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: the broker restarting', () =>
 describe.skipIf(!broker)('Sensor Logger over MQTT: a broker that queues QoS 0 messages', () => {
   it('stores a QoS 0 message published while the instance was away once it is back under the same client id (queue_qos0_messages true)', async () => {
     const queueing = await startMosquitto(binary as string, ['queue_qos0_messages true'])
-    afterAll(() => queueing.stop())
+    onTestFinished(() => queueing.stop())
     const env = { MQTT_URL: queueing.tcpUrl, MQTT_CLIENT_ID: `mi-test-${run}-queued`, MQTT_TOPIC: 'queued/+' }
-    const first = await buildApp(testConfig(databaseUrl, env), { logger: false })
-    await first.ready()
+    const first = await buildForTest(databaseUrl, env)
     await first.mqtt!.whenSubscribed
     const tester = await recorder(first)
     await first.close()
@@ -358,7 +366,7 @@ describe.skipIf(!broker)('Sensor Logger over MQTT: a broker that queues QoS 0 me
     const phone = await mqtt.connectAsync(queueing.wsUrl, { protocolVersion: 4, reconnectPeriod: 0 })
     publishers.push(phone)
     await phone.publishAsync(`queued/${tester.key}`, messageText(0, 'queued', iosEntries(3)), { qos: 0 })
-    const second = await build(databaseUrl, env)
+    const second = await buildForTest(databaseUrl, env)
     await second.mqtt!.whenSubscribed
     await eventually(() => stored(second.db, tester.user.id), s => s.batches === 1, 'the queued message')
   })
