@@ -1,0 +1,2 @@
+drop table if exists session_labels;
+drop table if exists label_vocabulary;
