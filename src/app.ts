@@ -95,13 +95,13 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     sessions: config.sessions,
     ws: config.ws,
     ingest: config.ingest,
+    push: config.push,
     ingestObserver: ingestMetricsObserver(app.metrics),
     recordingObserver: recordingMetricsObserver(app.metrics)
   })
   await app.register(integrityAuditPlugin, {
     intervalMs: config.integrityAudit.intervalMs,
     // A sample counts about what a few reports read, so it gets a report's time.
-    push: config.push,
     timeoutMs: config.sessions.reportTimeoutMs,
     observer: integrityAuditMetricsObserver(app.metrics)
   })

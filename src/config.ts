@@ -122,10 +122,6 @@ function toConfig (env: z.output<typeof envSchema>) {
       pingIntervalMs: env.WS_PING_INTERVAL_MS,
       maxInflightBatches: env.WS_MAX_INFLIGHT_BATCHES
     },
-    ingest: {
-      writers: env.INGEST_WRITERS,
-      maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
-      maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
     push: {
       maxReadings: env.PUSH_MAX_READINGS,
       maxInflightPerUser: env.PUSH_MAX_INFLIGHT_PER_USER
@@ -139,6 +135,10 @@ function toConfig (env: z.output<typeof envSchema>) {
       sessionExpirySeconds: env.MQTT_SESSION_EXPIRY_SECONDS,
       maxInflight: env.MQTT_MAX_INFLIGHT
     },
+    ingest: {
+      writers: env.INGEST_WRITERS,
+      maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
+      maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
       groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
     },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS
