@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { migrate } from '../db/migrate.js'
 import { SERVICE_VERSION } from '../version.js'
 import { registerIngestKeyCommands } from './ingest-keys.js'
+import { registerLabelCommands } from './labels.js'
 import { withContext } from './run.js'
 import { registerSessionCommands } from './sessions.js'
 import { registerUserCommands } from './users.js'
@@ -22,6 +23,7 @@ program.command('migrate')
 registerUserCommands(program)
 registerIngestKeyCommands(program)
 registerSessionCommands(program)
+registerLabelCommands(program)
 registerVerifyCommand(program)
 
 await program.parseAsync(process.argv)

@@ -24,7 +24,8 @@ interface EventDoc { data: string, when?: string }
 const clientEvents = (f: WsProtocolFacts): Record<keyof typeof CLIENT_EVENTS, EventDoc> => ({
   create_session: { data: '`{}` or `{"metadata": {...}}`: free-form labels (device model and OS, app version, sample rate, activity, where the phone is carried, bike type, terrain, notes), at most SESSION_METADATA_MAX_BYTES of JSON' },
   write_sensor_readings_batch: { data: `\`{"batch_id": int 0…2147483647, "sensor_readings": [reading × ${f.batchSize}]}\`` },
-  destroy_session: { data: '`{}` or `{"totalSensorReadingsSent": int}`' }
+  destroy_session: { data: '`{}` or `{"totalSensorReadingsSent": int}`' },
+  label: { data: '`{"startTime", "endTime"?, "label", "note"?}`: the interval [startTime, endTime) of the active session carries `label` (a vocabulary name, any case; times ISO-8601 with offset or epoch ms). Without `endTime` the label is open: the next label closes it at its start, else the session\'s end. Rules: docs/labels.md' }
 })
 
 const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> => ({
@@ -40,6 +41,8 @@ const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> 
   session_not_found: { data: '`{}`', when: 'write or destroy with no active session' },
   storage_unavailable: { data: '`{sessionId, batchId, message, retryable: true}`', when: 'the batch was not acknowledged (database unreachable, server shutting down, or no answer to its commit in time): send it again. Usually nothing was written; when the commit\'s answer was lost it may have been, and the resend is then acknowledged from the ledger, never written twice. `sessionId` is null when a resuming phone\'s session could not be looked up' },
   batch_conflict: { data: '`{sessionId, batchId, message}`', when: 'the `batch_id` is already written with other readings: this batch was not stored (the first content stays) and resending it does not help; counted in the completeness report' },
+  label_recorded: { data: '`{sessionId, labelId, startTime, endTime, label, duplicate, closedLabelId}`', when: 'the label is stored; `duplicate: true` when it was already (a resend); `closedLabelId` is the open label it ended' },
+  label_refused: { data: '`{sessionId, code, message, labelId}`', when: 'the label was not stored: `code` is `unknown_label`, `label_outside_session`, `label_overlap` (`labelId` is the label in the way) or `label_limit`' },
   error: { data: '`{code, message, issues?}`', when: 'a frame that is not a protocol message (codes below); the socket stays open' }
 })
 
@@ -47,7 +50,7 @@ const errorCodes: Record<ErrorEventCode, string> = {
   invalid_json: 'the frame is not JSON',
   invalid_frame: 'not `{"event": string, "data": object}`',
   unknown_event: 'an event name the server does not know',
-  invalid_event_data: 'create_session or destroy_session data of the wrong shape',
+  invalid_event_data: 'create_session, destroy_session or label data of the wrong shape',
   binary_frames_not_supported: 'frames must be text',
   metadata_too_large: 'metadata over SESSION_METADATA_MAX_BYTES',
   storage_unavailable: 'a session command hit a database outage: send it again',

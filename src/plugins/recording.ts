@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
 import { PgCopySink } from '../db/pg-copy-sink.js'
 import { IngestPipeline } from '../ingest/pipeline.js'
+import { SessionLabels } from '../labels/session-labels.js'
 import type { IngestObserver } from '../ingest/types.js'
 import { BatchIntake } from '../recording/batch-intake.js'
 import type { RecordingObserver } from '../recording/observer.js'
@@ -84,6 +85,7 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
       intake,
       registry,
       log,
+      labels: new SessionLabels(fastify.db),
       settings: {
         batchSize: sessionSettings.batchSize,
         maxInflightBatches: ws.maxInflightBatches,

@@ -1,12 +1,14 @@
 import type { z } from 'zod'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import type { EndedSession, SessionState } from '../db/session-lifecycle.js'
+import type { LabelRecorder } from '../labels/session-labels.js'
 import type { Log } from '../logger.js'
 import {
   clientFrame, createSessionData, destroySessionData, writeBatchData,
   type ErrorEventCode, type ServerEvents, type ServerFrame, type ValidationIssue
 } from '../schemas/ws-events.js'
 import type { BatchIntake, BatchVerdict } from './batch-intake.js'
+import { answerLabelEvent } from './label-event.js'
 import type { RecordingSessions } from './recording-sessions.js'
 import type { SessionHolder, SessionRegistry } from './session-registry.js'
 
@@ -35,6 +37,8 @@ export interface ConnectionDeps {
   registry: SessionRegistry
   settings: ConnectionSettings
   log: Log
+  /** Takes the `label` event; without it the event is unknown. */
+  labels?: LabelRecorder
 }
 
 /**
@@ -161,8 +165,10 @@ export class RecordingConnection implements SessionHolder {
         return this.command(() => this.createSession(data))
       case 'destroy_session':
         return this.command(() => this.destroySession(data))
+      case 'label':
+        return this.command(() => this.label(data))
       default:
-        return this.error('unknown_event', `Unknown event "${event.slice(0, 64)}"; expected create_session, write_sensor_readings_batch or destroy_session`)
+        return this.error('unknown_event', `Unknown event "${event.slice(0, 64)}"; expected create_session, write_sensor_readings_batch, destroy_session or label`)
     }
   }
 
@@ -378,6 +384,11 @@ export class RecordingConnection implements SessionHolder {
       ? frame('session_created', { sessionId: session.id, createdAt: session.createdAt.toISOString(), expiresAt: session.expiresAt.toISOString() })
       : frame('session_already_exist', { sessionId: session.id, createdAt: session.createdAt.toISOString() }))
     return frames
+  }
+
+  /** A label runs in command order, so it applies to the session the frames before it made; its rules are the labels module's. */
+  private async label (data: Record<string, unknown>): Promise<Frames> {
+    return answerLabelEvent(data, this.userId, this.deps.labels, async () => (this.session ?? await this.adoptActiveSession())?.id)
   }
 
   private async destroySession (data: Record<string, unknown>): Promise<Frames> {

@@ -29,17 +29,18 @@ export const labelNote = storableText().trim().min(1).max(2000)
  * milliseconds. How far it may lie from the session is the labels' rule
  * (src/labels/label-rules.ts), not a fixed window.
  */
-export const labelTimestamp = z.union([
-  z.string().transform((text, ctx) => {
-    const micros = parseIsoTimestampMicros(text)
-    if (micros === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 timestamp with an offset, e.g. 2026-05-01T12:00:00.123456Z' })
-      return z.NEVER
-    }
-    return micros
-  }),
-  z.number().refine(Number.isFinite, 'must be a finite number').transform(epochMillisToMicros)
-]).refine(micros => micros >= 0 && Number.isSafeInteger(micros), 'must lie between 1970 and 2255')
+export const labelTimestamp = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const micros = typeof value === 'string' ? parseIsoTimestampMicros(value) : Number.isFinite(value) ? epochMillisToMicros(value) : undefined
+  if (micros === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 timestamp with an offset, e.g. 2026-05-01T12:00:00.123456Z, or epoch milliseconds' })
+    return z.NEVER
+  }
+  if (micros < 0 || !Number.isSafeInteger(micros)) {
+    ctx.addIssue({ code: 'custom', message: 'must lie between 1970 and 2255' })
+    return z.NEVER
+  }
+  return micros
+})
 
 const endAfterStart = { message: 'endTime must be later than startTime', path: ['endTime'] }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { SENSORS } from './sensors.js'
 import { epochMillisToMicros, parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import { labelEventData, type LabelRefusalCode } from './labels.js'
 import type { ReportSummary } from './session-report.js'
 import { destroyReason, integrity, sessionMetadata } from './sessions.js'
 
@@ -67,7 +68,8 @@ export const clientFrame = z.object({
 export const CLIENT_EVENTS = {
   create_session: createSessionData,
   write_sensor_readings_batch: writeBatchData,
-  destroy_session: destroySessionData
+  destroy_session: destroySessionData,
+  label: labelEventData
 } as const
 
 export interface ValidationIssue {
@@ -96,6 +98,10 @@ export interface ServerEvents {
   storage_unavailable: { sessionId: number | null, batchId: number, message: string, retryable: true }
   /** The batch id is already written with other readings: this batch was not stored, the first content stays. */
   batch_conflict: { sessionId: number, batchId: number, message: string }
+  /** The label is stored (or was already: duplicate); closedLabelId is the open label it ended. Times as stored, ISO-8601 with microseconds. */
+  label_recorded: { sessionId: number, labelId: number, startTime: string, endTime: string | null, label: string, duplicate: boolean, closedLabelId: number | null }
+  /** The label was not stored; labelId is the stored label in the way (label_overlap). */
+  label_refused: { sessionId: number, code: LabelRefusalCode, message: string, labelId: number | null }
   error: { code: ErrorEventCode, message: string, issues?: ValidationIssue[] }
 }
 
