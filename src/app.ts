@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Config } from './config.js'
 import { clientErrorHandler, frameworkErrors } from './framework-errors.js'
+import { combineIngestObservers } from './ingest/observers.js'
 import { httpServerFactory } from './http-server.js'
 import { loggerOptions } from './logger.js'
 import { ingestMetricsObserver, integrityAuditMetricsObserver, mqttMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
@@ -10,6 +11,7 @@ import authRateLimitPlugin from './plugins/auth-rate-limit.js'
 import dbPlugin from './plugins/db.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import integrityAuditPlugin from './plugins/integrity-audit.js'
+import livePlugin from './plugins/live.js'
 import metricsPlugin from './plugins/metrics.js'
 import mqttPlugin from './plugins/mqtt.js'
 import openapiPlugin from './plugins/openapi.js'
@@ -19,6 +21,7 @@ import securityHeadersPlugin from './plugins/security-headers.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
+import liveRoutes from './routes/live.js'
 import ingestKeysRoutes from './routes/ingest-keys.js'
 import meRoutes from './routes/me.js'
 import metricsRoutes from './routes/metrics.js'
@@ -91,12 +94,13 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(metricsPlugin, { dbCheckTimeoutMs: config.dbCheckTimeoutMs })
   await app.register(authPlugin)
   await app.register(reportsPlugin, { timeoutMs: config.sessions.reportTimeoutMs, observer: reportMetricsObserver(app.metrics) })
+  await app.register(livePlugin, { connectionString: config.databaseUrl, ...config.live })
   await app.register(recordingPlugin, {
     sessions: config.sessions,
     ws: config.ws,
     ingest: config.ingest,
     push: config.push,
-    ingestObserver: ingestMetricsObserver(app.metrics),
+    ingestObserver: combineIngestObservers(ingestMetricsObserver(app.metrics), app.live.ingestObserver),
     recordingObserver: recordingMetricsObserver(app.metrics)
   })
   await app.register(integrityAuditPlugin, {
@@ -125,6 +129,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(sensorLoggerRoutes, { observer: pushMetricsObserver(app.metrics) })
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
+  await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
   // A summary reads what a report reads, so it gets a report's time.
   await app.register(readingsSummaryRoutes, { maxPerUser: config.exports.maxPerUser, timeoutMs: config.sessions.reportTimeoutMs })
   return app

@@ -74,6 +74,9 @@ export const envSchema = z.object({
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 
+  LIVE_MAX_STREAMS_PER_USER: int(1, 100).default(3),
+  LIVE_MAX_STREAMS: int(1).default(500),
+
   SHUTDOWN_GRACE_MS: int(100).default(10_000)
 })
 
@@ -140,6 +143,10 @@ function toConfig (env: z.output<typeof envSchema>) {
       maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
       maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
       groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
+    },
+    live: {
+      maxStreamsPerUser: env.LIVE_MAX_STREAMS_PER_USER,
+      maxStreams: env.LIVE_MAX_STREAMS
     },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS
   }

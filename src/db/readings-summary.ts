@@ -13,6 +13,8 @@ export interface SummaryRange {
   from?: string | undefined
   /** ISO-8601, exclusive; just past the session's last reading when absent. */
   to?: string | undefined
+  /** Instead of from/to: this many seconds up to the session's last reading. */
+  lastSeconds?: number | undefined
   /** How many equal buckets the range is cut into. */
   buckets: number
 }
@@ -161,9 +163,11 @@ export async function summarizeReadings (pool: ClientSource, sessionId: number, 
     await client.query(EXACT_FLOAT_OUTPUT_SQL)
     const { rows: [span] } = await client.query<SpanRow>(SPAN_SQL, [sessionId, range.from ?? null, range.to ?? null])
     const micros = (text: string | null | undefined) => text ? BigInt(text) : undefined
-    const fromMicros = micros(span?.from_us) ?? micros(span?.first_us)
     const lastMicros = micros(span?.last_us)
     const toMicrosExclusive = micros(span?.to_us) ?? (lastMicros === undefined ? undefined : lastMicros + 1n)
+    const fromMicros = range.lastSeconds !== undefined && toMicrosExclusive !== undefined
+      ? toMicrosExclusive - BigInt(Math.round(range.lastSeconds * 1e6))
+      : micros(span?.from_us) ?? micros(span?.first_us)
     const empty = { sessionFirst: span?.first ?? null, sessionLast: span?.last ?? null, sensors: [], gaps: [], gapsTruncated: false, buckets: range.buckets }
     if (fromMicros === undefined || toMicrosExclusive === undefined || toMicrosExclusive <= fromMicros) {
       return { ...empty, from: null, to: null, bucketMicros: 1 }

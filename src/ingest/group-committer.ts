@@ -108,7 +108,7 @@ export class GroupCommitter {
         const total = before + batch.readingCount
         running.set(batch.sessionId, total)
         rows += batch.readingCount
-        this.options.observer?.batchWritten?.(batch.readingCount)
+        this.options.observer?.batchWritten?.(batch.readingCount, { sessionId: batch.sessionId, batchId: batch.batchId, totalSensorReadingsWritten: total })
         resolve({ status: 'written', totalSensorReadingsWritten: total })
       } else if (result.conflicts.has(position)) {
         this.options.log.warn({ sessionId: batch.sessionId, batchId: batch.batchId }, 'Batch resent with other readings; not written.')

@@ -48,11 +48,23 @@ export interface BatchSink {
   close: () => Promise<void>
 }
 
-/** Hooks for metrics; every member optional. */
+/** A batch this transaction wrote, as batchWritten reports it. */
+export interface WrittenBatch {
+  sessionId: number
+  batchId: number
+  /** The session's running total right after this batch. */
+  totalSensorReadingsWritten: number
+}
+
+/**
+ * Hooks for metrics and the live view; every member optional. Within one
+ * group, batchWritten is called for each batch written and then
+ * groupCommitted once, synchronously, after the commit.
+ */
 export interface IngestObserver {
   groupCommitted?: (info: { batches: number, rows: number, seconds: number }) => void
   groupFailed?: (info: { batches: number, err: unknown }) => void
-  batchWritten?: (readings: number) => void
+  batchWritten?: (readings: number, batch: WrittenBatch) => void
   batchReplayed?: () => void
   batchConflicted?: () => void
 }

@@ -11,7 +11,12 @@ export const readingsSummaryQuery = z.object({
   buckets: z.coerce.number().int().min(1).max(SUMMARY_MAX_BUCKETS).default(SUMMARY_DEFAULT_BUCKETS)
     .describe('how many equal time buckets the range is cut into: about the plot\'s width in pixels'),
   from: instant.optional().describe('start of the range (ISO-8601 with offset); the session\'s first reading when absent'),
-  to: instant.optional().describe('end of the range, exclusive (ISO-8601 with offset); just past the session\'s last reading when absent')
+  to: instant.optional().describe('end of the range, exclusive (ISO-8601 with offset); just past the session\'s last reading when absent'),
+  lastSeconds: z.coerce.number().positive().max(86_400).optional()
+    .describe('instead of from/to: the last this many seconds up to the session\'s newest reading (a live plot)')
+}).refine(query => query.lastSeconds === undefined || (query.from === undefined && query.to === undefined), {
+  message: 'lastSeconds cannot be combined with from or to',
+  path: ['lastSeconds']
 }).refine(query => query.from === undefined || query.to === undefined || Date.parse(query.to) > Date.parse(query.from), {
   message: 'to must be later than from',
   path: ['to']

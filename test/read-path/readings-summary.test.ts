@@ -110,6 +110,10 @@ describe('GET /sessions/:id/readings/summary', () => {
       expect(result.gaps, `${buckets} buckets`).toEqual([{ sensor: 'Accelerometer', from: at(1000, 0), to: at(1400, 0), ms: 400 }])
       expect(result.sensors.map(sensor => sensor.medianIntervalMs)).toEqual([10, 20])
     }
+    // The last half second up to the newest reading (a live plot).
+    const last = await summary(id, '?buckets=5&lastSeconds=0.5')
+    expect(last).toMatchObject({ from: at(1490, 1), to: at(1990, 1), bucketMicros: 100_000 })
+    expect(last.sensors.map(sensor => sensor.readings)).toEqual([50, 25])
     // A range inside the gap's neighbourhood finds it too; one after it does not.
     expect((await summary(id, `?buckets=50&from=${at(900)}&to=${at(1500)}`)).gaps).toHaveLength(1)
     expect((await summary(id, `?buckets=50&from=${at(1400)}&to=${at(2000)}`)).gaps).toEqual([])
@@ -143,7 +147,7 @@ describe('GET /sessions/:id/readings/summary', () => {
     const url = `/sessions/${id}/readings/summary`
     expect((await app.inject({ method: 'GET', url, headers: bearer(stranger.token) })).statusCode).toBe(404)
     expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401)
-    for (const query of ['buckets=0', 'buckets=4001', 'buckets=1.5', 'from=yesterday', `from=${at(10)}&to=${at(10)}`, `from=${at(10)}&to=${at(5)}`]) {
+    for (const query of [`lastSeconds=5&from=${at(0)}`, 'lastSeconds=0', 'buckets=0', 'buckets=4001', 'buckets=1.5', 'from=yesterday', `from=${at(10)}&to=${at(10)}`, `from=${at(10)}&to=${at(5)}`]) {
       const response = await app.inject({ method: 'GET', url: `${url}?${query}`, headers: bearer(owner.token) })
       expect(response.statusCode, query).toBe(400)
     }
