@@ -8,6 +8,8 @@ export interface LedgerFacts {
   /** sum(reading_count) */
   readings: number
   highestBatchId: number | null
+  /** Where the session's batch ids start (sessions.first_batch_id, or a lower id that arrived late). */
+  firstBatchId: number
   negativeBatchIds: number
   lowestNegativeBatchId: number | null
   nonPositiveCounts: number
@@ -69,6 +71,7 @@ interface FactsRow {
   batches: number
   ledger_readings: number
   highest_batch_id: number | null
+  first_batch_id: number
   negative_batch_ids: number
   lowest_negative_batch_id: number | null
   non_positive_counts: number
@@ -114,6 +117,7 @@ cross join lateral (
   select count(*) as batches,
     coalesce(sum(reading_count), 0)::bigint as ledger_readings,
     max(batch_id) as highest_batch_id,
+    least(p.first_batch_id, min(batch_id)) as first_batch_id,
     count(*) filter (where batch_id < 0) as negative_batch_ids,
     min(batch_id) filter (where batch_id < 0) as lowest_negative_batch_id,
     count(*) filter (where reading_count <= 0) as non_positive_counts,
@@ -126,7 +130,7 @@ cross join lateral (select count(*) as rows from readings where session_id = p.i
 left join session_reports sr on sr.session_id = p.id
 order by p.id`
 
-const SESSION_COLUMNS = 'id, destroyed_at, integrity, total_sensor_readings_written, total_sensor_readings_sent'
+const SESSION_COLUMNS = 'id, destroyed_at, integrity, total_sensor_readings_written, total_sensor_readings_sent, first_batch_id'
 
 const SCOPED_CHUNK_SQL = factsSql(`
   select ${SESSION_COLUMNS} from sessions
@@ -156,6 +160,7 @@ function toFacts (row: FactsRow): SessionAuditFacts {
       batches: row.batches,
       readings: row.ledger_readings,
       highestBatchId: row.highest_batch_id,
+      firstBatchId: row.first_batch_id ?? 0,
       negativeBatchIds: row.negative_batch_ids,
       lowestNegativeBatchId: row.lowest_negative_batch_id,
       nonPositiveCounts: row.non_positive_counts,

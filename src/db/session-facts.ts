@@ -92,10 +92,16 @@ select sensor, readings, duplicates, gaps,
 from per_sensor
 order by sensor`
 
-/** Holes in the batch id sequence (which starts at 0), as inclusive ranges, in order. */
+/**
+ * Where a session's batch ids start: its first_batch_id (0 for a WebSocket
+ * phone; a push client's first message id), or a lower id that arrived late.
+ */
+const BATCH_ID_BASE_SQL = 'least((select first_batch_id from sessions where id = $1), (select min(batch_id) from session_batches where session_id = $1))'
+
+/** Holes in the batch id sequence from its base, as inclusive ranges, in order. */
 const LOST_RANGES_SQL = `
 select prev + 1 as first_lost, batch_id - 1 as last_lost
-from (select batch_id, coalesce(lag(batch_id) over (order by batch_id), -1) as prev
+from (select batch_id, coalesce(lag(batch_id) over (order by batch_id), ${BATCH_ID_BASE_SQL} - 1) as prev
       from session_batches where session_id = $1) b
 where batch_id > prev + 1
 order by batch_id
@@ -111,6 +117,7 @@ limit $2`
  */
 const LEDGER_FACTS_SQL = `
 select count(*)::int as written, max(batch_id) as highest,
+  ${BATCH_ID_BASE_SQL} as base,
   (select batch_conflicts from sessions where id = $1) as conflicts,
   ${isoTimestampSql('min(first_reading_at)')} as first, ${isoTimestampSql('max(last_reading_at)')} as last,
   bool_or(first_reading_at is null) as unknown_span,
@@ -134,6 +141,7 @@ from readings where session_id = $1`
 interface LedgerFactsRow {
   written: number
   highest: number | null
+  base: number | null
   conflicts: number | null
   first: string | null
   last: string | null
@@ -186,6 +194,7 @@ export async function gatherSessionFacts (db: Queryable, session: EndedSessionRo
   const batches: BatchFacts = {
     written: ledger?.written ?? 0,
     highestBatchId: ledger?.highest ?? null,
+    firstBatchId: ledger?.base ?? 0,
     conflictingResends: ledger?.conflicts ?? 0,
     lostRanges: lostRows.slice(0, MAX_LOST_RANGES).map(row => [row.first_lost, row.last_lost]),
     lostRangesTruncated: lostRows.length > MAX_LOST_RANGES

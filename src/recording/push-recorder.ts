@@ -152,7 +152,11 @@ export class PushRecorder {
       accelerationUnits: 'm/s^2',
       ...(part ? { previousSessionId: part.id, part: part.part + 1 } : {})
     }
-    const started = await sessions.start(userId, metadata, { appSessionId, firstBatchId: message.messageId })
+    // Lost batches count from the first message this session receives (the app does not say its
+    // message ids start at 0); a continuation counts from right after the previous part, so
+    // messages lost at the switch are counted too.
+    const firstBatchId = part?.highestBatchId != null ? Math.min(message.messageId, part.highestBatchId + 1) : message.messageId
+    const started = await sessions.start(userId, metadata, { appSessionId, firstBatchId })
     if (started.status === 'user_gone') return { ok: false, result: { status: 'user_gone' } }
     if (started.status === 'metadata_too_large') return { ok: false, result: { status: 'invalid', issues: [{ path: ['sessionId'], message: 'too long' }] } }
     if (started.status === 'resumed') {

@@ -56,6 +56,8 @@ export interface ClockFacts {
 export interface BatchFacts {
   written: number
   highestBatchId: number | null
+  /** The session's first batch id: 0 for a WebSocket phone, a push client's first message id. */
+  firstBatchId: number
   lostRanges: Array<[number, number]>
   lostRangesTruncated: boolean
   /** Resends refused because their readings differed from the batch id's written ones. */
@@ -197,6 +199,11 @@ function clockReport (facts: ClockFacts): ClockReport {
 }
 
 /** The report of an ended session: pure arithmetic and verdicts over what the database counted. */
+/** Batch ids missing between the session's first batch id and its highest written one. */
+export function lostBatches (highestBatchId: number | null, firstBatchId: number, written: number): number {
+  return highestBatchId === null ? 0 : highestBatchId + 1 - firstBatchId - written
+}
+
 export function buildReport (facts: SessionFacts, computedAt: Date): SessionReport {
   const rates = intendedRates(facts.metadata)
   const bySensor = new Map(facts.sensors.map(s => [s.sensor, s]))
@@ -204,7 +211,7 @@ export function buildReport (facts: SessionFacts, computedAt: Date): SessionRepo
   const sensors = Object.fromEntries(SENSORS.map(sensor =>
     [sensor, sensorReport(bySensor.get(sensor), rates.has(sensor), rates.get(sensor) ?? null, span)])) as Record<SensorName, SensorReport>
 
-  const lost = facts.batches.highestBatchId === null ? 0 : facts.batches.highestBatchId + 1 - facts.batches.written
+  const lost = lostBatches(facts.batches.highestBatchId, facts.batches.firstBatchId, facts.batches.written)
   const clock = clockReport(facts.clock)
   const missingSensors = SENSORS.filter(sensor => sensors[sensor].expected && sensors[sensor].readings === 0)
   const expected = SENSORS.filter(sensor => sensors[sensor].expected)
@@ -253,6 +260,7 @@ export function buildReport (facts: SessionFacts, computedAt: Date): SessionRepo
     batches: {
       written: facts.batches.written,
       highestBatchId: facts.batches.highestBatchId,
+      firstBatchId: facts.batches.firstBatchId,
       lost,
       lostRanges: facts.batches.lostRanges,
       lostRangesTruncated: facts.batches.lostRangesTruncated,

@@ -1,4 +1,5 @@
 import type { SessionAuditFacts, StoredReportCounts } from '../db/integrity-audit.js'
+import { lostBatches } from './build-report.js'
 
 /**
  * What an integrity audit compares. Each is a line of its own when it fails:
@@ -64,7 +65,7 @@ function reportMismatches (facts: SessionAuditFacts, report: StoredReportCounts)
     })
   }
 
-  const lost = ledger.highestBatchId === null ? 0 : ledger.highestBatchId + 1 - ledger.batches
+  const lost = lostBatches(ledger.highestBatchId, ledger.firstBatchId, ledger.batches)
   const reportBatches = asCount(report.batchesWritten)
   const reportHighest = asCount(report.highestBatchId)
   const reportLost = asCount(report.lostBatches)

@@ -3,7 +3,7 @@ import { integrity } from './integrity.js'
 import { SENSORS } from './sensors.js'
 
 /** Bumped when the report's meaning changes; stored with every report. */
-export const REPORT_VERSION = 3
+export const REPORT_VERSION = 4
 
 /**
  * What makes a session incomplete: data the research expected and does not
@@ -61,7 +61,8 @@ export type ClockReport = z.infer<typeof clockReport>
 export const batchesReport = z.object({
   written: z.number().int(),
   highestBatchId: z.number().int().nullable(),
-  lost: z.number().int().describe('batch ids missing below the highest written (ids start at 0 and go up by one)'),
+  firstBatchId: z.number().int().optional().describe('where the batch ids start: 0 for a WebSocket phone, the first message id seen for a push client (absent in reports before version 4, where it was 0)'),
+  lost: z.number().int().describe('batch ids missing between firstBatchId and the highest written (ids go up by one)'),
   lostRanges: z.array(z.tuple([z.number().int(), z.number().int()])).describe('[first, last] missing ids, inclusive; at most 100'),
   lostRangesTruncated: z.boolean(),
   conflictingResends: z.number().int().describe('batches resent with an already written batch_id but other readings: answered batch_conflict and not stored (the first content stays)')

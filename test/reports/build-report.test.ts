@@ -8,7 +8,7 @@ const emptyFacts = (overrides: Partial<SessionFacts> = {}): SessionFacts => ({
   sent: 0,
   written: 0,
   sensors: [],
-  batches: { written: 0, highestBatchId: null, lostRanges: [], lostRangesTruncated: false, conflictingResends: 0 },
+  batches: { written: 0, highestBatchId: null, firstBatchId: 0, lostRanges: [], lostRangesTruncated: false, conflictingResends: 0 },
   clock: { batches: 0, quartilesMs: null, minMs: null, maxMs: null, slopeMsPerSecond: null, receivedSpanSeconds: null },
   timeline: { bucketSeconds: 1, start: null, counts: [] },
   ...overrides
@@ -42,6 +42,15 @@ describe('buildReport', () => {
     })
     expect(report.computedAt).toBe('2026-11-24T12:00:00.000Z')
     expect(report.timeline.readings).toEqual({ Accelerometer: [], Gyroscope: [], Magnetometer: [] })
+  })
+
+  it('counts lost batches from the session\'s first batch id, so a push session starting at message 5 has none lost before it', () => {
+    const batches = (firstBatchId: number) => buildReport(emptyFacts({
+      batches: { written: 4, highestBatchId: 9, firstBatchId, lostRanges: [[8, 8]], lostRangesTruncated: false, conflictingResends: 0 }
+    }), new Date())
+    expect(batches(5).batches).toMatchObject({ firstBatchId: 5, lost: 1 })
+    expect(batches(5).summary.lostBatches).toBe(1)
+    expect(batches(0).batches.lost).toBe(6)
   })
 
   it('gives no drift under 3 batches or a minute, and warns of an offset over 2 s either way', () => {

@@ -252,7 +252,7 @@ describe('the completeness report', () => {
     const samples = 200
     const { destroyed, report, readings } = await record({ readings: () => stream({ startMs: endingNow(samples, 10), periodMs: 10, samples }), lose: [0, 3, 5, 6] })
     const batches = readings.length / BATCH
-    expect(report.batches).toEqual({ written: batches - 4, highestBatchId: batches - 1, lost: 4, lostRanges: [[0, 0], [3, 3], [5, 6]], lostRangesTruncated: false, conflictingResends: 0 })
+    expect(report.batches).toEqual({ written: batches - 4, highestBatchId: batches - 1, firstBatchId: 0, lost: 4, lostRanges: [[0, 0], [3, 3], [5, 6]], lostRangesTruncated: false, conflictingResends: 0 })
     expect(report.integrity).toEqual({ verdict: 'mismatch', sent: readings.length, written: readings.length - 4 * BATCH })
     expect(report.summary).toMatchObject({ complete: false, lostBatches: 4 })
     // Lost batches leave holes in the readings too: whole batches are 10 samples of all three sensors.

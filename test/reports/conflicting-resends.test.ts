@@ -22,7 +22,7 @@ const facts = (conflictingResends: number): SessionFacts => ({
     longestGapMs: null,
     missingMs: 0
   }],
-  batches: { written: 1, highestBatchId: 0, lostRanges: [], lostRangesTruncated: false, conflictingResends },
+  batches: { written: 1, highestBatchId: 0, firstBatchId: 0, lostRanges: [], lostRangesTruncated: false, conflictingResends },
   clock: { batches: 1, quartilesMs: [-40, -40, -40], minMs: -40, maxMs: -40, slopeMsPerSecond: null, receivedSpanSeconds: 0 },
   timeline: { bucketSeconds: 1, start: '2026-11-24T12:00:00.000000Z', counts: [{ bucket: 0, sensor: 'Accelerometer', readings: 2 }] }
 })
