@@ -23,6 +23,7 @@ import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import liveRoutes from './routes/live.js'
 import ingestKeysRoutes from './routes/ingest-keys.js'
+import labelsRoutes from './routes/labels.js'
 import meRoutes from './routes/me.js'
 import metricsRoutes from './routes/metrics.js'
 import readingsRoutes from './routes/readings.js'
@@ -128,6 +129,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(ingestKeysRoutes)
   await app.register(sensorLoggerRoutes, { observer: pushMetricsObserver(app.metrics) })
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
+  await app.register(labelsRoutes)
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
   // A summary reads what a report reads, so it gets a report's time.
