@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { formatMicros, parseIsoTimestampMicros } from '../../src/ingest/timestamps.js'
+import { SessionLabels } from '../../src/labels/session-labels.js'
 import { MAX_LABELS_PER_SESSION, MAX_VOCABULARY_SIZE } from '../../src/schemas/labels.js'
 import { insertReadings, insertSession, type ReadingFixture } from '../fixtures/sessions.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
@@ -152,6 +153,22 @@ describe('session labels over HTTP', () => {
     expect((await call('GET', `/sessions/${matched}/labels`, owner.token)).json()).toMatchObject({ defaultLabel: 'in_vehicle', unmatchedActivity: null })
     const unmatched = await endedSession({ activity: 'Mountain biking' })
     expect((await call('GET', `/sessions/${unmatched}/labels`, owner.token)).json()).toMatchObject({ defaultLabel: null, unmatchedActivity: 'Mountain biking' })
+  })
+
+  it('gives exports the label of every instant of a session: interval labels, the default elsewhere, an open label to the end', async () => {
+    const id = await endedSession({ activity: 'Still' })
+    const labels = new SessionLabels(app.db)
+    const walking = await labels.add(id, null, { startUs: FIRST_US + 1_000_000, endUs: FIRST_US + 2_000_000, label: 'walking', note: null })
+    const open = await labels.add(id, null, { startUs: FIRST_US + 5_000_000, endUs: null, label: 'cycling', note: null })
+    expect(open).toMatchObject({ status: 'recorded', closedLabelId: null })
+    const segments = await labels.segments(id)
+    expect(segments?.map(s => [s.startUs - FIRST_US, s.endUs - FIRST_US, s.label])).toEqual([
+      [0, 1_000_000, 'still'], [1_000_000, 2_000_000, 'walking'], [2_000_000, 5_000_000, 'still'], [5_000_000, LAST_US + 1 - FIRST_US, 'cycling']
+    ])
+    expect(segments?.[1]?.labelId).toBe(walking.status === 'recorded' ? walking.label.id : -1)
+    const window = await labels.segments(id, { fromUs: FIRST_US + 1_500_000, toUs: FIRST_US + 2_500_000 })
+    expect(window?.map(s => [s.startUs - FIRST_US, s.endUs - FIRST_US, s.label])).toEqual([[1_500_000, 2_000_000, 'walking'], [2_000_000, 2_500_000, 'still']])
+    expect(await labels.segments(999_999_999)).toBeUndefined()
   })
 
   it('takes labels on an active session from a minute before its creation; an ended one without readings takes none', async () => {
