@@ -20,9 +20,3 @@ export const unauthorized = (message = 'A valid access token is required') => ne
 export const forbidden = (message = 'Your role does not allow this') => new AppError(403, 'FORBIDDEN', message)
 export const notFound = (message: string) => new AppError(404, 'NOT_FOUND', message)
 export const conflict = (message: string) => new AppError(409, 'CONFLICT', message)
-
-/** PostgreSQL unique_violation, with the name of the violated constraint. */
-export function uniqueViolation (err: unknown): string | undefined {
-  const pgError = err as { code?: string, constraint?: string }
-  return pgError?.code === '23505' ? pgError.constraint ?? 'unique' : undefined
-}

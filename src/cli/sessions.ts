@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { Command } from 'commander'
 import type { Pool } from '../db/pool.js'
+import { isStatementTimeout } from '../db/errors.js'
 import { ensureSessionReport, type EnsureReportResult } from '../db/session-reports-repository.js'
 import { findBatchSummary, findPurgeableSessions, findSessionById, listSessions, purgeFlaggedSessions } from '../db/sessions-repository.js'
 import { detectStorage } from '../db/storage.js'
@@ -60,7 +61,7 @@ async function reportOf (pool: Pool, config: Config, sessionId: number, recomput
   try {
     return await ensureSessionReport(pool, sessionId, { timescaledb: storage.readingsHypertable, timeoutMs, recompute })
   } catch (err) {
-    if ((err as { code?: string }).code !== '57014') throw err
+    if (!isStatementTimeout(err)) throw err
     throw new CliError(`The report of session ${sessionId} took longer than ${timeoutMs} ms; ` +
       'run again with a larger SESSION_REPORT_TIMEOUT_MS.')
   }

@@ -18,3 +18,19 @@ export function isDatabaseUnavailable (err: unknown): boolean {
 export function isForeignKeyViolation (err: unknown): boolean {
   return (err as { code?: unknown } | undefined)?.code === '23503'
 }
+
+/** A statement ran past its statement_timeout (or was cancelled): PostgreSQL's query_canceled. */
+export function isStatementTimeout (err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === '57014'
+}
+
+/** PostgreSQL unique_violation, with the name of the violated constraint; undefined for any other error. */
+export function uniqueViolation (err: unknown): string | undefined {
+  const pgError = err as { code?: string, constraint?: string } | undefined
+  return pgError?.code === '23505' ? pgError.constraint ?? 'unique' : undefined
+}
+
+/** Whether the database answers a trivial query: the readiness check of /health. */
+export async function databaseAnswers (db: { query: (text: string) => Promise<unknown> }): Promise<void> {
+  await db.query('select 1')
+}

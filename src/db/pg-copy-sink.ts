@@ -1,9 +1,21 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { from as copyFrom } from 'pg-copy-streams'
-import { COPY_HEADER, COPY_READINGS_SQL, COPY_TRAILER } from '../ingest/binary-copy.js'
 import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } from '../ingest/types.js'
 import type { Pool, PoolClient } from './pool.js'
+
+/** The rows the ingest pipeline encodes (src/ingest/binary-copy.ts) go into readings through this statement. */
+export const COPY_READINGS_SQL = 'copy readings (session_id, ts, sensor, x, y, z) from stdin with (format binary)'
+
+/** "PGCOPY\n\xff\r\n\0", flags int32 = 0, header extension length int32 = 0. */
+export const COPY_HEADER = Buffer.from([
+  0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00,
+  0, 0, 0, 0,
+  0, 0, 0, 0
+])
+
+/** The file trailer: a field count of -1. */
+export const COPY_TRAILER = Buffer.from([0xff, 0xff])
 
 /**
  * One statement does the bookkeeping of a whole group: lock the sessions that

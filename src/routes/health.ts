@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { databaseAnswers } from '../db/errors.js'
 import { describeDatabaseError } from '../db/describe-error.js'
 import { currentValue } from '../metrics.js'
 import { withTimeout } from '../timeout.js'
@@ -28,7 +29,7 @@ const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (fastify,
     }
   }, async (request, reply) => {
     try {
-      await withTimeout(fastify.db.query('select 1'), options.dbCheckTimeoutMs, 'health check')
+      await withTimeout(databaseAnswers(fastify.db), options.dbCheckTimeoutMs, 'health check')
       return { status: 'ok' as const, database: 'ok' as const }
     } catch (err) {
       request.log.warn({ err }, 'Health check: the database is unavailable.')

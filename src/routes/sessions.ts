@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { isStatementTimeout } from '../db/errors.js'
 import { listSessionsPage, patchSession } from '../db/sessions-repository.js'
 import { markReportPending } from '../db/session-reports-repository.js'
 import { findUserById } from '../db/users-repository.js'
@@ -74,7 +75,7 @@ const sessionsRoutes: FastifyPluginAsyncZod<SessionsRoutesOptions> = async (fast
     const { id } = request.params
     await findVisibleSession(fastify.db, request.auth, id)
     const result = await fastify.reports.report(id).catch((err: unknown) => {
-      if ((err as { code?: string }).code !== '57014') throw err
+      if (!isStatementTimeout(err)) throw err
       throw new AppError(503, 'REPORT_TIMEOUT', `The report of session ${id} took longer than the configured limit; try again later`)
     })
     if (result.status === 'not-found') throw notFound(`Session ${id} does not exist`)
