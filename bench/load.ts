@@ -19,6 +19,8 @@ export interface LoadOptions {
   /** One per phone. */
   users: PhoneUser[]
   timeoutMs: number
+  /** Phones resume their sessions on a new socket when theirs drops (behind a load balancer). */
+  resume?: boolean
 }
 
 export interface LoadRun {
@@ -105,7 +107,8 @@ export async function runLoad (options: LoadOptions, hooks: LoadHooks = {}): Pro
         window: options.window,
         timestampFormat: options.timestampFormat,
         timeoutMs: options.timeoutMs,
-        floodStartMs
+        floodStartMs,
+        resume: options.resume
       })
     }
     const ready = await Promise.all(generators.map((generator, i) =>

@@ -25,6 +25,12 @@ export interface PhoneOptions {
   timeoutMs: number
   /** Flood phones date their readings from here (epoch ms); real-time phones use the wall clock. */
   floodStartMs: number
+  /**
+   * When the socket drops (an instance behind the load balancer died), connect
+   * again, resume the session (create_session -> session_already_exist) and
+   * resend every unacknowledged batch, as a real phone does. Off: a drop is an error.
+   */
+  resume?: boolean
 }
 
 export interface PhoneResult {
@@ -52,6 +58,12 @@ export interface PhoneResult {
   sentAtMs: number[]
   /** session_destroyed frames received after this phone's session had already been destroyed. */
   duplicateDestroyed: number
+  /** Sessions resumed on a new socket after the old one dropped (resume). */
+  resumes: number
+  /** Socket lost -> session resumed, in ms, one per resume. */
+  resumeMs: number[]
+  /** Batches sent again after a resume because their ack was lost with the socket. */
+  resent: number
 }
 
 interface Frame { event: string, data: Record<string, unknown> }
@@ -95,6 +107,9 @@ export class Phone {
   private timer: NodeJS.Timeout | undefined
   private drained: (() => void) | undefined
   private destroyAnswered = false
+  private token = ''
+  /** Set while a dropped socket is being replaced (resume). */
+  private resuming: Promise<void> | undefined
 
   constructor (private readonly options: PhoneOptions) {
     this.result = {
@@ -116,14 +131,28 @@ export class Phone {
       errors: [],
       latenciesMs: [],
       sentAtMs: [],
-      duplicateDestroyed: 0
+      duplicateDestroyed: 0,
+      resumes: 0,
+      resumeMs: [],
+      resent: 0
     }
   }
 
   /** Logs in, connects and creates a session (destroying a stale one left by an earlier run). */
   async open (): Promise<void> {
-    const token = this.options.login ? await this.login() : this.options.user.token
-    const ws = new WebSocket(this.options.wsUrl, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
+    this.token = this.options.login ? await this.login() : this.options.user.token
+    await this.connect()
+
+    let created = await this.request('create_session', { metadata: this.metadata() }, ['session_created', 'session_already_exist'])
+    if (created.event === 'session_already_exist') {
+      await this.request('destroy_session', {}, ['session_destroyed'])
+      created = await this.request('create_session', { metadata: this.metadata() }, ['session_created'])
+    }
+    this.result.sessionId = Number(created.data.sessionId)
+  }
+
+  private async connect (): Promise<void> {
+    const ws = new WebSocket(this.options.wsUrl, { headers: { authorization: `Bearer ${this.token}` }, perMessageDeflate: false })
     this.ws = ws
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve)
@@ -133,13 +162,6 @@ export class Phone {
     ws.on('message', (raw: WebSocket.RawData) => this.onMessage(raw))
     ws.on('error', err => this.error(`socket error: ${err.message}`))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
-
-    let created = await this.request('create_session', { metadata: this.metadata() }, ['session_created', 'session_already_exist'])
-    if (created.event === 'session_already_exist') {
-      await this.request('destroy_session', {}, ['session_destroyed'])
-      created = await this.request('create_session', { metadata: this.metadata() }, ['session_created'])
-    }
-    this.result.sessionId = Number(created.data.sessionId)
   }
 
   /** Starts streaming at startAt (epoch ms) and produces batches until endAt. */
@@ -161,6 +183,7 @@ export class Phone {
   async finish (): Promise<PhoneResult> {
     this.producing = false
     if (this.timer) clearTimeout(this.timer)
+    await this.resuming
     if (this.ws?.readyState === WebSocket.OPEN) {
       if (this.queue.length > 0 || this.inflight.size > 0) {
         const drained = new Promise<void>(resolve => { this.drained = resolve })
@@ -355,15 +378,60 @@ export class Phone {
   }
 
   private onClose (code: number, reason: string): void {
-    this.producing = false
-    if (this.timer) clearTimeout(this.timer)
-    if (!this.closing) this.error(`socket closed by the server: ${code} ${reason}`)
+    const resume = this.options.resume === true && !this.closing && this.result.sessionId !== undefined
+    if (!resume) {
+      this.producing = false
+      if (this.timer) clearTimeout(this.timer)
+      if (!this.closing) this.error(`socket closed by the server: ${code} ${reason}`)
+    }
     if (this.waiter) {
       const waiter = this.waiter
       this.waiter = undefined
       clearTimeout(waiter.timer)
       waiter.reject(new Error(`socket closed (${code}) while waiting for ${waiter.events.join('/')}`))
     }
+    if (!resume) this.drained?.()
+    else this.resuming ??= this.resume().finally(() => { this.resuming = undefined })
+  }
+
+  /**
+   * The socket dropped mid-recording: every unacknowledged batch goes back in
+   * the queue in batch order, then the phone reconnects (with backoff, for up to
+   * timeoutMs), resumes its session and sends them again. A batch whose commit
+   * landed before the drop is acknowledged again without being written twice.
+   */
+  private async resume (): Promise<void> {
+    const lostAt = now()
+    const unacknowledged = [...this.inflight.keys(), ...this.queue].sort((a, b) => a - b)
+    this.inflight.clear()
+    this.sentOrder.length = 0
+    this.queue.splice(0, this.queue.length, ...unacknowledged)
+    for (let attempt = 0; !this.closing; attempt++) {
+      try {
+        await this.connect()
+        if (this.closing) break
+        const resumed = await this.request('create_session', { metadata: this.metadata() }, ['session_already_exist', 'session_created'])
+        if (resumed.event !== 'session_already_exist' || Number(resumed.data.sessionId) !== this.result.sessionId) {
+          throw new Error(`resuming session ${this.result.sessionId} answered ${resumed.event} for session ${String(resumed.data.sessionId)}`)
+        }
+        this.result.resumes++
+        this.result.resumeMs.push(now() - lostAt)
+        this.result.resent += this.queue.filter(batch => this.firstSent.has(batch)).length
+        this.pump()
+        return
+      } catch (err) {
+        const message = (err as Error).message
+        if (message.startsWith('resuming session') || now() - lostAt > this.options.timeoutMs) {
+          this.error(`could not resume: ${message}`)
+          break
+        }
+        this.ws?.terminate()
+        await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)))
+      }
+    }
+    this.producing = false
+    if (this.timer) clearTimeout(this.timer)
+    this.ws?.terminate()
     this.drained?.()
   }
 
