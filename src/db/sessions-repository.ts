@@ -64,6 +64,8 @@ export interface SessionFilter {
   from?: string
   /** Started before this instant (ISO-8601). */
   to?: string
+  /** Labelled so: an interval label of this name, or metadata.activity naming it (the default label). */
+  label?: string
 }
 
 function filterSql (filter: SessionFilter, params: unknown[]): string {
@@ -81,6 +83,10 @@ function filterSql (filter: SessionFilter, params: unknown[]): string {
   if (filter.active !== undefined) conditions.push(filter.active ? 'destroyed_at is null' : 'destroyed_at is not null')
   if (filter.from !== undefined) add(filter.from, p => `created_at >= ${p}::timestamptz`)
   if (filter.to !== undefined) add(filter.to, p => `created_at < ${p}::timestamptz`)
+  if (filter.label !== undefined) {
+    add(filter.label, p => `(exists (select 1 from session_labels l where l.session_id = sessions.id and l.label = ${p})
+      or lower(metadata->>'activity') = ${p})`)
+  }
   return conditions.length ? `where ${conditions.join(' and ')}` : ''
 }
 
@@ -105,6 +111,9 @@ const SORT_KEYS: Record<'createdAt' | 'readings', { column: string, text: string
   readings: { column: 'total_sensor_readings_written', text: 'total_sensor_readings_written::text', cast: 'bigint' }
 }
 
+/** The distinct names of a session's interval labels, in name order; the default label (metadata.activity) is in its metadata. */
+const LABEL_NAMES_SQL = 'array(select distinct l.label from session_labels l where l.session_id = sessions.id order by l.label)'
+
 /**
  * A page of sessions in the given order, the total matching the filter, and
  * the cursor of the next page (one more row is read to know whether there is
@@ -112,7 +121,7 @@ const SORT_KEYS: Record<'createdAt' | 'readings', { column: string, text: string
  * neither repeats nor skips sessions created meanwhile, which skip would.
  */
 export async function listSessionsPage (db: Queryable, filter: SessionFilter, paging: SessionPaging):
-Promise<{ items: Session[], total: number, nextCursor: string | null }> {
+Promise<{ items: Array<Session & { labels: string[] }>, total: number, nextCursor: string | null }> {
   const descending = paging.sort.startsWith('-')
   const key = SORT_KEYS[paging.sort.replace('-', '') as keyof typeof SORT_KEYS]
   const direction = descending ? 'desc' : 'asc'
@@ -129,8 +138,8 @@ Promise<{ items: Session[], total: number, nextCursor: string | null }> {
   const countParams: unknown[] = []
   const countWhere = filterSql(filter, countParams)
   const [{ rows }, { rows: [count] }] = await Promise.all([
-    db.query<SessionRow & { sort_key: string }>(
-      `select ${SESSION_COLUMNS}, ${key.text} as sort_key from sessions ${pageWhere}
+    db.query<SessionRow & { sort_key: string, labels: string[] }>(
+      `select ${SESSION_COLUMNS}, ${key.text} as sort_key, ${LABEL_NAMES_SQL} as labels from sessions ${pageWhere}
        order by ${key.column} ${direction}, id ${direction} limit $1 ${offset}`, pageParams),
     db.query<{ total: number }>(`select count(*)::int as total from sessions ${countWhere}`, countParams)
   ])
@@ -138,7 +147,7 @@ Promise<{ items: Session[], total: number, nextCursor: string | null }> {
   const pageRows = more ? rows.slice(0, paging.take) : rows
   const last = pageRows[pageRows.length - 1]
   return {
-    items: pageRows.map(toSession),
+    items: pageRows.map(row => ({ ...toSession(row), labels: row.labels })),
     total: count?.total ?? 0,
     nextCursor: more && last ? encodeSessionCursor({ sort: paging.sort, value: last.sort_key, id: last.id }) : null
   }

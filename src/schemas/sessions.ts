@@ -55,7 +55,11 @@ export const session = z.object({
 })
 export type Session = z.infer<typeof session>
 
-export const sessionPage = page(session).extend({
+export const sessionListItem = session.extend({
+  labels: z.array(z.string()).optional().describe('the names of its interval labels (its default label is metadata.activity)')
+})
+
+export const sessionPage = page(sessionListItem).extend({
   nextCursor: z.string().nullable().optional()
     .describe('pass as ?cursor= for the next page (same filters and sort); null on the last page; absent for the take/skip lists')
 })
@@ -125,6 +129,8 @@ const listFields = {
   active: queryFlag.optional().describe('true: only sessions recording now; false: only ended ones'),
   from: z.iso.datetime({ offset: true }).optional().describe('only sessions started at or after this instant (ISO-8601 with offset)'),
   to: z.iso.datetime({ offset: true }).optional().describe('only sessions started before this instant (ISO-8601 with offset)'),
+  label: z.string().trim().toLowerCase().regex(/^[a-z][a-z0-9_]{0,39}$/, 'a label name of the vocabulary').optional()
+    .describe('only sessions labelled so: an interval label of this name, or metadata.activity naming it'),
   sort: sessionSort.default('-createdAt').describe('createdAt or readings (readings written); a leading minus sorts descending'),
   cursor: z.string().max(200).optional()
     .transform((text, ctx) => {

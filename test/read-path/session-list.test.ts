@@ -82,8 +82,24 @@ describe('GET /sessions filters', () => {
     expect(await allPagesByCursor(`/users/${alice.user.id}/sessions?sort=createdAt`, admin.token, 3)).toEqual([[a1, a2, a3], [a4]])
   })
 
+  it('filters by label, interval labels or the default label of metadata.activity, and lists each session\'s label names', async () => {
+    const labelled = await createUserWithToken(app, 'BETATESTER')
+    const withLabels = await insertSession(app.db, labelled.user.id, { createdAt: '2024-05-01T10:00:00Z' })
+    const byActivity = await insertSession(app.db, labelled.user.id, { createdAt: '2024-05-02T10:00:00Z', metadata: { activity: 'Cycling' } })
+    const unlabelled = await insertSession(app.db, labelled.user.id, { createdAt: '2024-05-03T10:00:00Z' })
+    await app.db.query(`insert into session_labels (session_id, start_at, end_at, label) values
+      ($1, '2024-05-01T10:00:00Z', '2024-05-01T10:01:00Z', 'walking'),
+      ($1, '2024-05-01T10:01:00Z', '2024-05-01T10:02:00Z', 'cycling'),
+      ($1, '2024-05-01T10:02:00Z', '2024-05-01T10:03:00Z', 'walking')`, [withLabels])
+    expect(ids(await list('/sessions?label=cycling', labelled.token))).toEqual([byActivity, withLabels])
+    expect(ids(await list('/sessions?label=Walking', labelled.token))).toEqual([withLabels])
+    expect(ids(await list('/sessions?label=still', labelled.token))).toEqual([])
+    const page = await list('/sessions', labelled.token) as unknown as { items: Array<{ id: number, labels: string[] }> }
+    expect(page.items.map(item => [item.id, item.labels])).toEqual([[unlabelled, []], [byActivity, []], [withLabels, ['cycling', 'walking']]])
+  })
+
   it('refuses unknown filter values with a 400', async () => {
-    for (const query of ['flagged=yes', 'active=1', 'from=yesterday', 'to=2024-01-01', 'sort=duration', 'userId=0']) {
+    for (const query of ['label=no%20such', 'flagged=yes', 'active=1', 'from=yesterday', 'to=2024-01-01', 'sort=duration', 'userId=0']) {
       const response = await app.inject({ method: 'GET', url: `/sessions?${query}`, headers: bearer(admin.token) })
       expect(response.statusCode, query).toBe(400)
     }
