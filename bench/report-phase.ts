@@ -10,7 +10,7 @@
  */
 import { isDeepStrictEqual } from 'node:util'
 import type { Pool } from '../src/db/pool.js'
-import { ensureSessionReport } from '../src/db/session-reports-repository.js'
+import { ensureSessionReport } from '../src/reports/report-store.js'
 import { GAP_FACTOR, RATE_TOLERANCE } from '../src/reports/build-report.js'
 import type { ReportProblem, SessionReport } from '../src/schemas/session-report.js'
 import { SENSORS } from '../src/schemas/sensors.js'

@@ -1,4 +1,4 @@
-import type { ReportObserver } from './db/session-reports-repository.js'
+import type { ReportObserver } from './reports/report-store.js'
 import type { IngestObserver } from './ingest/types.js'
 import type { Metrics } from './metrics.js'
 import type { IntegrityAuditObserver } from './plugins/integrity-audit.js'

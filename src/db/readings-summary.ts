@@ -1,4 +1,4 @@
-import { GAP_FACTOR } from '../reports/build-report.js'
+import { GAP_FACTOR } from '../schemas/session-report.js'
 import { SENSORS, type SensorName } from '../schemas/sensors.js'
 import { withTransaction, type ClientSource, type PoolClient } from './pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, isoTimestampSql } from './readings-sql.js'

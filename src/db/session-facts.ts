@@ -1,10 +1,67 @@
-import type { BatchFacts, ClockFacts, SensorFacts, SessionFacts, TimelineFacts } from '../reports/build-report.js'
-import { GAP_FACTOR } from '../reports/build-report.js'
 import { parseIsoTimestampMicros } from '../ingest/timestamps.js'
 import type { Integrity } from '../schemas/integrity.js'
+import { GAP_FACTOR } from '../schemas/session-report.js'
 import { SENSORS, type SensorName } from '../schemas/sensors.js'
 import type { Queryable } from './queryable.js'
 import { isoTimestampSql } from './readings-sql.js'
+
+/** One sensor's figures as the database computed them; only sensors with readings have one. */
+export interface SensorFacts {
+  sensor: SensorName
+  readings: number
+  firstTimestamp: string
+  lastTimestamp: string
+  durationSeconds: number
+  duplicateTimestamps: number
+  medianIntervalMs: number | null
+  jitterMs: number | null
+  gapCount: number
+  longestGapMs: number | null
+  missingMs: number
+}
+
+export interface ClockFacts {
+  batches: number
+  /** p25, median, p75 of (latest reading timestamp - receive time) per batch; null without batches. */
+  quartilesMs: [number, number, number] | null
+  minMs: number | null
+  maxMs: number | null
+  /** Least-squares slope of the offset (ms) over server time (s); null when undefined. */
+  slopeMsPerSecond: number | null
+  /** Server time from the first batch received to the last. */
+  receivedSpanSeconds: number | null
+}
+
+export interface BatchFacts {
+  written: number
+  highestBatchId: number | null
+  /** The session's first batch id: 0 for a WebSocket phone, a push client's first message id. */
+  firstBatchId: number
+  lostRanges: Array<[number, number]>
+  lostRangesTruncated: boolean
+  /** Resends refused because their readings differed from the batch id's written ones. */
+  conflictingResends: number
+}
+
+export interface TimelineFacts {
+  bucketSeconds: number
+  start: string | null
+  /** Readings per (bucket index, sensor); absent pairs had none. */
+  counts: Array<{ bucket: number, sensor: SensorName, readings: number }>
+}
+
+/** Everything the report is made of, gathered from one session's rows and ledger. */
+export interface SessionFacts {
+  sessionId: number
+  metadata: Record<string, unknown>
+  integrity: Integrity
+  sent: number | null
+  written: number
+  sensors: SensorFacts[]
+  batches: BatchFacts
+  clock: ClockFacts
+  timeline: TimelineFacts
+}
 
 /** The timeline has at most this many buckets, whatever the session's length. */
 export const MAX_TIMELINE_BUCKETS = 60

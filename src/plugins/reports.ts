@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { ReportObserver } from '../db/session-reports-repository.js'
+import type { ReportObserver } from '../reports/report-store.js'
 import { SessionReporter } from '../reports/session-reporter.js'
 
 declare module 'fastify' {

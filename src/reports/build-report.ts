@@ -1,13 +1,16 @@
 import { parseIsoTimestampMicros } from '../ingest/timestamps.js'
-import type { Integrity } from '../schemas/integrity.js'
 import {
   REPORT_VERSION, type ClockReport, type ReportProblem, type ReportSummary, type ReportWarning,
   type SensorReport, type SessionReport
 } from '../schemas/session-report.js'
 import { SENSORS, type SensorName } from '../schemas/sensors.js'
+import type { ClockFacts, SensorFacts, SessionFacts } from '../db/session-facts.js'
+import { GAP_FACTOR } from '../schemas/session-report.js'
 
-/** An interval this many times the sensor's median interval is a gap. */
-export const GAP_FACTOR = 3
+// The facts are what the database counted (src/db/session-facts.ts); the report is built from them here.
+export type { BatchFacts, ClockFacts, SensorFacts, SessionFacts, TimelineFacts } from '../db/session-facts.js'
+export { GAP_FACTOR }
+
 /**
  * A sensor starting this much later, or stopping this much earlier, than the
  * others has a gap at that edge even when that is under 3 median intervals:
@@ -25,64 +28,6 @@ export const CLOCK_OFFSET_WARNING_MS = 2000
  * phone's clock drifts (tens of ppm: a few ms per minute).
  */
 export const MIN_DRIFT_SPAN_SECONDS = 60
-
-/** One sensor's figures as the database computed them; only sensors with readings have one. */
-export interface SensorFacts {
-  sensor: SensorName
-  readings: number
-  firstTimestamp: string
-  lastTimestamp: string
-  durationSeconds: number
-  duplicateTimestamps: number
-  medianIntervalMs: number | null
-  jitterMs: number | null
-  gapCount: number
-  longestGapMs: number | null
-  missingMs: number
-}
-
-export interface ClockFacts {
-  batches: number
-  /** p25, median, p75 of (latest reading timestamp - receive time) per batch; null without batches. */
-  quartilesMs: [number, number, number] | null
-  minMs: number | null
-  maxMs: number | null
-  /** Least-squares slope of the offset (ms) over server time (s); null when undefined. */
-  slopeMsPerSecond: number | null
-  /** Server time from the first batch received to the last. */
-  receivedSpanSeconds: number | null
-}
-
-export interface BatchFacts {
-  written: number
-  highestBatchId: number | null
-  /** The session's first batch id: 0 for a WebSocket phone, a push client's first message id. */
-  firstBatchId: number
-  lostRanges: Array<[number, number]>
-  lostRangesTruncated: boolean
-  /** Resends refused because their readings differed from the batch id's written ones. */
-  conflictingResends: number
-}
-
-export interface TimelineFacts {
-  bucketSeconds: number
-  start: string | null
-  /** Readings per (bucket index, sensor); absent pairs had none. */
-  counts: Array<{ bucket: number, sensor: SensorName, readings: number }>
-}
-
-/** Everything the report is made of, gathered from one session's rows and ledger. */
-export interface SessionFacts {
-  sessionId: number
-  metadata: Record<string, unknown>
-  integrity: Integrity
-  sent: number | null
-  written: number
-  sensors: SensorFacts[]
-  batches: BatchFacts
-  clock: ClockFacts
-  timeline: TimelineFacts
-}
 
 const isRate = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && value > 0
 

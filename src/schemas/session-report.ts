@@ -2,6 +2,9 @@ import { z } from 'zod'
 import { integrity } from './integrity.js'
 import { SENSORS } from './sensors.js'
 
+/** An interval this many times the sensor's median interval is a gap (the report's rule, and the plots' and exports'). */
+export const GAP_FACTOR = 3
+
 /** Bumped when the report's meaning changes; stored with every report. */
 export const REPORT_VERSION = 4
 
