@@ -8,8 +8,8 @@ import { findUserByPublicKeyForms } from '../db/users-repository.js'
 import { AppError } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { User } from '../schemas/users.js'
-import { parsePublicKey, publicKeyForms, publicKeyProblem } from './public-key.js'
-import { SIGNATURE_FORMATS, signatureCheck, type SignatureCheck, type SigningKey } from './signatures.js'
+import { parsePublicKey, publicKeyForms, publicKeyProblem } from '../keys/public-key.js'
+import { SIGNATURE_FORMATS, signatureCheck, type SignatureCheck, type SigningKey } from '../keys/signatures.js'
 
 export const SERVICE_NAME = 'motion-ingest'
 /**

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { z } from 'zod'
-import { formatMicros } from '../ingest/timestamps.js'
+import { formatMicros } from '../schemas/timestamps.js'
 import { toLabelView, toVocabularyView } from '../labels/label-view.js'
 import { SessionLabels } from '../labels/session-labels.js'
 import { createLabelBody, createVocabularyBody, labelName } from '../schemas/labels.js'

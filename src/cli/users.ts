@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { normalizePublicKey } from '../auth/public-key.js'
+import { normalizePublicKey } from '../keys/public-key.js'
 import { migrate } from '../db/migrate.js'
 import { deleteUser, insertUser, listUsers } from '../db/users-repository.js'
 import { uniqueViolation } from '../db/errors.js'

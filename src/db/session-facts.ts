@@ -1,4 +1,4 @@
-import { parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import { parseIsoTimestampMicros } from '../schemas/timestamps.js'
 import type { Integrity } from '../schemas/integrity.js'
 import { GAP_FACTOR } from '../schemas/session-report.js'
 import { SENSORS, type SensorName } from '../schemas/sensors.js'

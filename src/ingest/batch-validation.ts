@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { EARLIEST_READING_MS, MAX_CLOCK_LEAD_MS, SENSORS, sensorReading, type ValidationIssue } from '../schemas/ws-events.js'
 import { batchDigest } from './batch-digest.js'
 import { copyRowWriter, ROW_BYTES, encodeReadings, type EncodableReading } from './binary-copy.js'
-import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
+import { epochMillisToMicros, parseIsoTimestampMicros } from '../schemas/timestamps.js'
 
 const SENSOR_CODES = new Map<unknown, number>(SENSORS.map((name, code) => [name, code]))
 const readingsSchema = z.array(sensorReading)

@@ -1,4 +1,4 @@
-import { formatMicros } from '../ingest/timestamps.js'
+import { formatMicros } from '../schemas/timestamps.js'
 import type { LabelRefusalCode } from '../schemas/labels.js'
 
 /**

@@ -1,5 +1,5 @@
 import type { StoredLabel, VocabularyEntry } from '../db/labels-repository.js'
-import { formatMicros } from '../ingest/timestamps.js'
+import { formatMicros } from '../schemas/timestamps.js'
 import type { LabelView } from '../schemas/labels.js'
 
 /** A stored label as the routes and the CLI show it: times in ISO-8601 UTC with microseconds. */

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { formatMicros } from '../ingest/timestamps.js'
+import { formatMicros } from '../schemas/timestamps.js'
 import type { LabelRecorder } from '../labels/session-labels.js'
 import { labelEventData } from '../schemas/labels.js'
 import type { ServerFrame, ValidationIssue } from '../schemas/ws-events.js'

@@ -1,4 +1,4 @@
-import { parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import { parseIsoTimestampMicros } from '../schemas/timestamps.js'
 import {
   REPORT_VERSION, type ClockReport, type ReportProblem, type ReportSummary, type ReportWarning,
   type SensorReport, type SessionReport

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { timingSafeEqual } from 'node:crypto'
 import { createChallengeService } from '../auth/challenges.js'
-import { publicKeyForms } from '../auth/public-key.js'
+import { publicKeyForms } from '../keys/public-key.js'
 import { issueAccessToken } from '../db/access-tokens-repository.js'
 import { findUserByEmail } from '../db/users-repository.js'
 import { AppError, unauthorized } from '../errors.js'

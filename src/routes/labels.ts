@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { AppError, notFound } from '../errors.js'
-import { formatMicros } from '../ingest/timestamps.js'
+import { formatMicros } from '../schemas/timestamps.js'
 import type { LabelRefusal } from '../labels/label-rules.js'
 import { toLabelView, toVocabularyView } from '../labels/label-view.js'
 import { SessionLabels } from '../labels/session-labels.js'

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { deleteUser, findUserByPublicKeyForms, insertUser, listUsers } from '../db/users-repository.js'
 import { conflict, notFound } from '../errors.js'
 import { uniqueViolation } from '../db/errors.js'
-import { normalizePublicKey, publicKeyForms } from '../auth/public-key.js'
+import { normalizePublicKey, publicKeyForms } from '../keys/public-key.js'
 import { errorResponse, idParam, pagingQuery, storableText } from '../schemas/common.js'
 import { createUserBody, deleteUserResult, user, userPage } from '../schemas/users.js'
 

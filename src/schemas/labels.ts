@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { epochMillisToMicros, parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
 import { storableText } from './common.js'
 
 /** Labels one session holds at most: a label a second for almost three hours, and a bound on what one session costs a write. */

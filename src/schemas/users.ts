@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { publicKeyProblem } from '../auth/public-key.js'
+import { publicKeyProblem } from '../keys/public-key.js'
 import { page, storableText } from './common.js'
 
 export const ROLES = ['ADMIN', 'BETATESTER'] as const

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { SENSORS } from './sensors.js'
-import { epochMillisToMicros, parseIsoTimestampMicros } from '../ingest/timestamps.js'
+import { epochMillisToMicros, parseIsoTimestampMicros } from './timestamps.js'
 import { labelEventData, type LabelRefusalCode } from './labels.js'
 import type { ReportSummary } from './session-report.js'
 import { destroyReason, integrity, sessionMetadata } from './sessions.js'

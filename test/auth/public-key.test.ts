@@ -1,6 +1,6 @@
 import { base58 } from '@scure/base'
 import { describe, expect, it } from 'vitest'
-import { normalizePublicKey, parsePublicKey, publicKeyForms, publicKeyProblem } from '../../src/auth/public-key.js'
+import { normalizePublicKey, parsePublicKey, publicKeyForms, publicKeyProblem } from '../../src/keys/public-key.js'
 import { ed25519Signer } from './signers.js'
 
 // RFC 8032, section 7.1, test 1.

@@ -1,9 +1,9 @@
 import { base58 } from '@scure/base'
 import { describe, expect, it } from 'vitest'
-import { decodeEd25519Signature, verifyEd25519 } from '../../src/auth/ed25519.js'
-import { checksumAddress, recoverPersonalSignAddress, toRecoveredSignature } from '../../src/auth/ethereum.js'
-import { parsePublicKey } from '../../src/auth/public-key.js'
-import { signatureCheck, type SigningKey } from '../../src/auth/signatures.js'
+import { decodeEd25519Signature, verifyEd25519 } from '../../src/keys/ed25519.js'
+import { checksumAddress, recoverPersonalSignAddress, toRecoveredSignature } from '../../src/keys/ethereum.js'
+import { parsePublicKey } from '../../src/keys/public-key.js'
+import { signatureCheck, type SigningKey } from '../../src/keys/signatures.js'
 import { ed25519Signer, ethereumSigner } from './signers.js'
 
 // web3.js documentation, web3.eth.accounts.sign('Some data', privateKey).

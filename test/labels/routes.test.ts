@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatMicros, parseIsoTimestampMicros } from '../../src/ingest/timestamps.js'
+import { formatMicros, parseIsoTimestampMicros } from '../../src/schemas/timestamps.js'
 import { SessionLabels } from '../../src/labels/session-labels.js'
 import { MAX_LABELS_PER_SESSION, MAX_VOCABULARY_SIZE } from '../../src/schemas/labels.js'
 import { insertReadings, insertSession, type ReadingFixture } from '../fixtures/sessions.js'

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { formatMicros } from '../../src/ingest/timestamps.js'
+import { formatMicros } from '../../src/schemas/timestamps.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { makeReadings, TestPhone, wsUrl } from '../ws-client.js'
 

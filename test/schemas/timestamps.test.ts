@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { epochMillisToMicros, formatMicros, parseIsoTimestampMicros } from '../../src/ingest/timestamps.js'
+import { epochMillisToMicros, formatMicros, parseIsoTimestampMicros } from '../../src/schemas/timestamps.js'
 import { readingTimestamp } from '../../src/schemas/ws-events.js'
 
 describe('reading timestamps', () => {
