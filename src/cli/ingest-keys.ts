@@ -4,7 +4,7 @@ import { migrate } from '../db/migrate.js'
 import { createIngestKeyBody, MAX_INGEST_KEYS_PER_USER, sensorLoggerPushPath } from '../schemas/ingest-keys.js'
 import { CliError, withContext } from './run.js'
 import { formatTable } from './table.js'
-import { positiveInt } from './users.js'
+import { positiveInt } from './options.js'
 
 /** `motion-ingest ingest-keys create|list|revoke`: a beta tester's keys for Sensor Logger's HTTP push (docs/sensor-logger.md). */
 export function registerIngestKeyCommands (program: Command): void {

@@ -6,7 +6,7 @@ import { SessionLabels } from '../labels/session-labels.js'
 import { createLabelBody, createVocabularyBody, labelName } from '../schemas/labels.js'
 import { CliError, withContext } from './run.js'
 import { formatTable } from './table.js'
-import { positiveInt } from './users.js'
+import { positiveInt } from './options.js'
 
 /** The zod issues of a command's input as lines naming the option. */
 function invalid (error: z.ZodError, options: Record<string, string>, whole = 'input'): CliError {

@@ -15,7 +15,7 @@ import { parseDuration } from './duration.js'
 import { exportSession } from './export-session.js'
 import { describeReport, reportColumn } from './report-format.js'
 import { CliError, withContext } from './run.js'
-import { positiveInt } from './users.js'
+import { positiveInt } from './options.js'
 import { formatTable } from './table.js'
 
 const PAGE = 500

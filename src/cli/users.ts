@@ -5,6 +5,7 @@ import { deleteUser, insertUser, listUsers } from '../db/users-repository.js'
 import { uniqueViolation } from '../db/errors.js'
 import { createUserBody } from '../schemas/users.js'
 import { CliError, withContext } from './run.js'
+import { positiveInt } from './options.js'
 import { formatTable } from './table.js'
 
 export function registerUserCommands (program: Command): void {
@@ -55,10 +56,4 @@ export function registerUserCommands (program: Command): void {
       if (!deleted) throw new CliError(`User ${id} does not exist.`)
       console.log(`Deleted user ${id}: ${deleted.sessions} sessions, ${deleted.readings} readings, ${deleted.accessTokens} access tokens.`)
     }))
-}
-
-export function positiveInt (value: string, name: string, min = 1): number {
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < min) throw new CliError(`${name} must be an integer >= ${min}, got "${value}".`)
-  return n
 }

@@ -6,7 +6,7 @@ import { findUserById } from '../db/users-repository.js'
 import { describeMismatch, findMismatches, type IntegrityMismatch } from '../reports/integrity-checks.js'
 import { openCliContext, type CliContext } from './context.js'
 import { CliError } from './run.js'
-import { positiveInt } from './users.js'
+import { positiveInt } from './options.js'
 
 /** Exit codes of `verify`, for scripts and cron jobs. */
 export const VERIFY_EXIT = { clean: 0, mismatch: 1, error: 2 } as const

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { verifyAccessToken, type TokenOwner } from '../db/access-tokens-repository.js'
 import { forbidden, unauthorized } from '../errors.js'
 import type { Role } from '../schemas/users.js'
+import { bearerToken } from '../credentials.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,8 +17,6 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i
-
 /**
  * The token from `Authorization: Bearer`, or from `?access_token=` on the
  * WebSocket route only: phone WebSocket APIs often cannot set headers, while
@@ -25,7 +24,7 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i
  */
 function presentedToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
-  if (header) return BEARER.exec(header)?.[1]
+  if (header) return bearerToken(header)
   if (request.routeOptions.config?.acceptsQueryToken) {
     const value = (request.query as Record<string, unknown> | undefined)?.access_token
     return typeof value === 'string' ? value : undefined

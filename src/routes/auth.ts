@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { timingSafeEqual } from 'node:crypto'
+import { sameSecret } from '../credentials.js'
 import { createChallengeService } from '../auth/challenges.js'
 import { publicKeyForms } from '../keys/public-key.js'
 import { issueAccessToken } from '../db/access-tokens-repository.js'
@@ -14,12 +14,6 @@ export interface AuthRoutesOptions {
   allowPublicKeyLogin: boolean
   challengeTtlSeconds: number
   maxPendingChallenges: number
-}
-
-function sameText (a: string, b: string): boolean {
-  const left = Buffer.from(a)
-  const right = Buffer.from(b)
-  return left.length === right.length && timingSafeEqual(left, right)
 }
 
 const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, options) => {
@@ -47,7 +41,7 @@ const authRoutes: FastifyPluginAsyncZod<AuthRoutesOptions> = async (fastify, opt
     }
     const user = await findUserByEmail(fastify.db, request.body.email)
     // Any spelling of the stored key matches, so users stored before keys were normalised still get in.
-    if (!user || !publicKeyForms(request.body.publicKey).some(form => sameText(user.publicKey, form))) {
+    if (!user || !publicKeyForms(request.body.publicKey).some(form => sameSecret(user.publicKey, form))) {
       throw unauthorized('Unknown email or wrong public key')
     }
     return tokenFor(user)

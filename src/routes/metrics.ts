@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto'
+import { bearerToken, sameSecret } from '../credentials.js'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { unauthorized } from '../errors.js'
@@ -7,14 +7,6 @@ import { errorResponse } from '../schemas/common.js'
 export interface MetricsRoutesOptions {
   /** When set, scrapers must send `Authorization: Bearer <token>`. */
   token?: string
-}
-
-const BEARER = /^Bearer\s+(\S+)\s*$/i
-
-function sameSecret (presented: string, expected: string): boolean {
-  const left = Buffer.from(presented)
-  const right = Buffer.from(expected)
-  return left.length === right.length && timingSafeEqual(left, right)
 }
 
 const metricsRoutes: FastifyPluginAsyncZod<MetricsRoutesOptions> = async (fastify, options) => {
@@ -34,7 +26,7 @@ const metricsRoutes: FastifyPluginAsyncZod<MetricsRoutesOptions> = async (fastif
     },
     onRequest: async (request) => {
       if (token === undefined) return
-      const presented = BEARER.exec(request.headers.authorization ?? '')?.[1]
+      const presented = bearerToken(request.headers.authorization)
       if (!presented || !sameSecret(presented, token)) throw unauthorized('A valid metrics token is required')
     }
   }, async (_request, reply) => {
