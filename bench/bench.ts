@@ -403,7 +403,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
 
 const ms = (value: number) => value.toFixed(1)
 
-function latencyTimeline (results: PhoneResult[], startAt: number, seconds: number, step: number): ServicePhaseResult['ackLatencyTimeline'] {
+export function latencyTimeline (results: PhoneResult[], startAt: number, seconds: number, step: number): ServicePhaseResult['ackLatencyTimeline'] {
   const slices: number[][] = Array.from({ length: Math.max(1, Math.ceil(seconds / step)) }, () => [])
   for (const phone of results) {
     phone.sentAtMs.forEach((sentAt, i) => {
@@ -421,7 +421,7 @@ function sum (results: PhoneResult[], pick: (phone: PhoneResult) => number): num
 }
 
 /** Counts pino lines at level error or worse (>= 50) in the service's log. */
-async function scanServerLog (file: string): Promise<{ errors: number, samples: string[] }> {
+export async function scanServerLog (file: string): Promise<{ errors: number, samples: string[] }> {
   const text = await readFile(file, 'utf8').catch(() => '')
   let errors = 0
   const samples: string[] = []

@@ -7,7 +7,7 @@ const fixed = (value: number, digits = 1) => value.toFixed(digits)
 const pct = (value: number | undefined) => value === undefined ? '' : `${(value * 100).toFixed(0)}%`
 const times = (value: number | undefined) => value === undefined ? '' : `${value.toFixed(2)}x`
 
-function markdownTable (header: string[], rows: string[][]): string {
+export function markdownTable (header: string[], rows: string[][]): string {
   const widths = header.map((cell, i) => Math.max(cell.length, ...rows.map(row => (row[i] ?? '').length)))
   const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`
   return [line(header), `|${widths.map(w => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')

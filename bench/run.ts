@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import { defaultBenchOptions, runBench, type BenchOptions } from './bench.js'
+import { INSTANCES_HELP, instancesMain, wantsInstances } from './instances-cli.js'
 import type { PhoneMode } from './phone.js'
 import { formatReport, writeResultJson } from './report.js'
 
@@ -30,6 +31,7 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --allow-truncate            allow a database whose name lacks bench/test/load
   --timeout-ms N              drain/create/destroy timeout per phone (default 30000)
   --quiet-wait S              before each phase wait up to S s for the machine to be idle (shared boxes)
+${INSTANCES_HELP}
 
 DATABASE_URL selects the database (default postgres://postgres@127.0.0.1:5432/motion_ingest_bench).`
 
@@ -122,6 +124,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
 }
 
 async function main (): Promise<number> {
+  if (wantsInstances(process.argv.slice(2))) return await instancesMain(process.argv.slice(2), parseCommandLine, HELP)
   let options
   try {
     options = parseCommandLine(process.argv.slice(2))
