@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { Command } from 'commander'
 import type { Pool } from '../db/pool.js'
 import { isStatementTimeout } from '../db/errors.js'
-import { ensureSessionReport, type EnsureReportResult } from '../reports/report-store.js'
+import { ensureSessionReport, reportOptions, type EnsureReportResult } from '../reports/report-store.js'
 import { findBatchSummary, findPurgeableSessions, findSessionById, listSessions, purgeFlaggedSessions } from '../db/sessions-repository.js'
 import { detectStorage } from '../db/storage.js'
 import { findUserById } from '../db/users-repository.js'
@@ -59,7 +59,7 @@ async function reportOf (pool: Pool, config: Config, sessionId: number, recomput
   const storage = await detectStorage(pool, false)
   const timeoutMs = config.sessions.reportTimeoutMs
   try {
-    return await ensureSessionReport(pool, sessionId, { timescaledb: storage.readingsHypertable, timeoutMs, recompute })
+    return await ensureSessionReport(pool, sessionId, { ...reportOptions(storage, timeoutMs), recompute })
   } catch (err) {
     if (!isStatementTimeout(err)) throw err
     throw new CliError(`The report of session ${sessionId} took longer than ${timeoutMs} ms; ` +

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { ReportObserver } from '../reports/report-store.js'
+import { reportOptions, type ReportObserver } from '../reports/report-store.js'
 import { SessionReporter } from '../reports/session-reporter.js'
 
 declare module 'fastify' {
@@ -15,11 +15,7 @@ export interface ReportsPluginOptions {
 }
 
 async function reportsPlugin (fastify: FastifyInstance, options: ReportsPluginOptions) {
-  const reporter = new SessionReporter(fastify.db, {
-    timescaledb: fastify.storage.readingsHypertable,
-    timeoutMs: options.timeoutMs,
-    observer: options.observer
-  }, fastify.log.child({ component: 'reports' }))
+  const reporter = new SessionReporter(fastify.db, reportOptions(fastify.storage, options.timeoutMs, options.observer), fastify.log.child({ component: 'reports' }))
   fastify.decorate('reports', reporter)
 }
 

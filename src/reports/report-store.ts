@@ -22,6 +22,11 @@ export interface ReportOptions extends FactsOptions {
   onSweepFailure?: (sessionId: number, err: unknown) => void
 }
 
+/** Report options for a database: the service and the CLI build them the same way. */
+export function reportOptions (storage: { readingsHypertable: boolean }, timeoutMs: number, observer?: ReportObserver): ReportOptions {
+  return { timescaledb: storage.readingsHypertable, timeoutMs, observer }
+}
+
 export type EnsureReportResult =
   | { status: 'ready', report: SessionReport }
   | { status: 'active' }
