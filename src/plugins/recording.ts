@@ -10,7 +10,7 @@ import { BatchIntake } from '../recording/batch-intake.js'
 import type { RecordingObserver } from '../recording/observer.js'
 import { PushRecorder } from '../recording/push-recorder.js'
 import { RecordingSessions } from '../recording/recording-sessions.js'
-import { RecordingSockets, type SocketObserver } from '../recording/recording-sockets.js'
+import { RecordingSockets, selectSubprotocol, type SocketObserver } from '../recording/recording-sockets.js'
 import { startSessionReaper } from '../recording/session-reaper.js'
 import { SessionRegistry } from '../recording/session-registry.js'
 
@@ -105,7 +105,7 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
   fastify.decorate('recording', { sessions, intake, sockets, push: pushRecorder, pipeline })
 
   await fastify.register(websocket, {
-    options: { maxPayload: ws.maxPayloadBytes },
+    options: { maxPayload: ws.maxPayloadBytes, handleProtocols: selectSubprotocol },
     preClose: async function () {
       await sockets.closeAll()
       fastify.websocketServer.close()

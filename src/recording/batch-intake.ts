@@ -1,5 +1,6 @@
 import type { SessionState } from '../db/session-lifecycle.js'
 import { validateBatch } from '../ingest/batch-validation.js'
+import { readingCount, type BatchReadings } from '../ingest/columnar-readings.js'
 import type { IngestPipeline } from '../ingest/pipeline.js'
 import type { ValidationIssue } from '../schemas/ws-events.js'
 import type { RecordingObserver } from './observer.js'
@@ -15,8 +16,8 @@ export interface BatchInput {
   /** The session the transport attached the batch to; undefined when it has none. */
   session: SessionState | undefined
   batchId: number
-  /** Readings as the client sent them, unvalidated. */
-  readings: unknown[]
+  /** Readings as the client sent them, unvalidated: JSON values, or the columns of a binary frame. */
+  readings: BatchReadings
   /** When the server received the batch (epoch ms). */
   receivedAtMs: number
   size: BatchSizeRule
@@ -58,9 +59,10 @@ export class BatchIntake {
     if (!session) return Promise.resolve(this.rejected('session_not_found', { status: 'session_not_found' }))
     const sessionId = session.id
     const expected = 'exactly' in size ? size.exactly : size.atMost
-    const sizeOk = 'exactly' in size ? readings.length === size.exactly : readings.length >= 1 && readings.length <= size.atMost
-    if (!sizeOk) return Promise.resolve(this.rejected('batch_size', { status: 'invalid_size', sessionId, expected, received: readings.length }))
-    const validation = validateBatch(sessionId, readings, readings.length)
+    const received = readingCount(readings)
+    const sizeOk = 'exactly' in size ? received === size.exactly : received >= 1 && received <= size.atMost
+    if (!sizeOk) return Promise.resolve(this.rejected('batch_size', { status: 'invalid_size', sessionId, expected, received }))
+    const validation = validateBatch(sessionId, readings, received)
     if (!validation.ok) {
       // Paths relative to the readings array: each transport names the array its own way.
       const issues = validation.kind === 'schema' ? validation.issues.map(({ path, message }) => ({ path: path.slice(1), message })) : []

@@ -1,8 +1,11 @@
 import type { z } from 'zod'
 import { isDatabaseUnavailable } from '../db/errors.js'
+import { decodeBinaryBatch } from '../ingest/binary-batch-frame.js'
+import type { BatchReadings } from '../ingest/columnar-readings.js'
 import type { EndedSession, SessionState } from '../db/session-lifecycle.js'
 import type { LabelRecorder } from '../labels/session-labels.js'
 import type { Log } from '../logger.js'
+import { BINARY_BATCH_SUBPROTOCOL } from '../schemas/binary-batch.js'
 import {
   clientFrame, createSessionData, destroySessionData, writeBatchData,
   type ErrorEventCode, type ServerEvents, type ServerFrame, type ValidationIssue
@@ -21,6 +24,8 @@ export interface RecordingSocket {
   /** Destroys the connection without a closing handshake. */
   terminate: () => void
   readonly bufferedAmount: number
+  /** The subprotocol agreed at the upgrade ('' when none). */
+  readonly protocol: string
 }
 
 export interface ConnectionSettings {
@@ -130,6 +135,8 @@ export class RecordingConnection implements SessionHolder {
   private terminateTimer: NodeJS.Timeout | undefined
   private readonly createTimer: NodeJS.Timeout
   private readonly log: Log
+  /** The phone asked for binary batches at the upgrade; without that, a binary frame is refused as before. */
+  private readonly binaryBatches: boolean
 
   constructor (
     private readonly socket: RecordingSocket,
@@ -137,6 +144,7 @@ export class RecordingConnection implements SessionHolder {
     private readonly deps: ConnectionDeps
   ) {
     this.log = deps.log.child({ userId })
+    this.binaryBatches = socket.protocol === BINARY_BATCH_SUBPROTOCOL
     this.createTimer = setTimeout(() => {
       if (!this.session) this.close(CLOSE.policy, `no session created within ${deps.settings.createSessionTimeoutMs} ms`)
     }, deps.settings.createSessionTimeoutMs)
@@ -148,7 +156,10 @@ export class RecordingConnection implements SessionHolder {
 
   handleMessage (raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
     if (this.closed || this.draining) return
-    if (isBinary) return this.error('binary_frames_not_supported', 'Frames must be JSON text')
+    if (isBinary) {
+      if (!this.binaryBatches) return this.error('binary_frames_not_supported', 'Frames must be JSON text')
+      return this.receiveBinaryBatch(asBuffer(raw))
+    }
     let json: unknown
     try {
       json = JSON.parse(raw.toString())
@@ -272,19 +283,32 @@ export class RecordingConnection implements SessionHolder {
   private receiveBatch (data: Record<string, unknown>): void {
     const receivedAtMs = Date.now()
     const parsed = writeBatchData.safeParse(data)
-    if (!parsed.success) {
-      this.deps.intake.refusedByTransport()
-      const batchId = typeof data.batch_id === 'number' ? data.batch_id : null
-      const f = frame('invalid_sensor_reading_schema', { sessionId: this.session?.id ?? null, batchId, issues: issuesOf(parsed.error) })
-      this.enqueue(Promise.resolve([f]))
-      return
-    }
+    if (!parsed.success) return this.refuseBatchData(typeof data.batch_id === 'number' ? data.batch_id : null, issuesOf(parsed.error))
+    this.acceptBatch(parsed.data.batch_id, parsed.data.sensor_readings, receivedAtMs)
+  }
+
+  /** A binary batch goes the way a JSON one does once decoded: same intake, same order, same answers. */
+  private receiveBinaryBatch (bytes: Buffer): void {
+    const receivedAtMs = Date.now()
+    const decoded = decodeBinaryBatch(bytes)
+    if (decoded.ok) return this.acceptBatch(decoded.batchId, decoded.readings, receivedAtMs)
+    if (decoded.kind === 'frame') return this.error('invalid_frame', decoded.message)
+    this.refuseBatchData(decoded.batchId, decoded.issues)
+  }
+
+  /** A batch frame whose data is malformed: refused before the intake, with the paths. */
+  private refuseBatchData (batchId: number | null, issues: ValidationIssue[]): void {
+    this.deps.intake.refusedByTransport()
+    const f = frame('invalid_sensor_reading_schema', { sessionId: this.session?.id ?? null, batchId, issues })
+    this.enqueue(Promise.resolve([f]))
+  }
+
+  private acceptBatch (batchId: number, readings: BatchReadings, receivedAtMs: number): void {
     this.inflight++
     if (this.inflight >= this.deps.settings.maxInflightBatches && !this.pausedForInflight) {
       this.pausedForInflight = true
       this.socket.pause()
     }
-    const { batch_id: batchId, sensor_readings: readings } = parsed.data
     let adoption: Promise<unknown> = this.lastCommand
     if (!this.session) {
       // A reconnected phone writing without create_session: look up its active session once,
@@ -318,7 +342,7 @@ export class RecordingConnection implements SessionHolder {
     if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed && !this.draining) this.socket.resume()
   }
 
-  private async writeBatch (batchId: number, readings: unknown[], receivedAtMs: number): Promise<Frames> {
+  private async writeBatch (batchId: number, readings: BatchReadings, receivedAtMs: number): Promise<Frames> {
     const { intake, settings } = this.deps
     const verdict = intake.submit({ session: this.session, batchId, readings, receivedAtMs, size: { exactly: settings.batchSize } })
     if (intake.saturated && !this.pausedForPipeline) {
@@ -403,4 +427,10 @@ export class RecordingConnection implements SessionHolder {
     if (result.status === 'ended_before' && this.announcedEnds.has(result.ended.id)) return [frame('session_not_found', {})]
     return this.announceEnd(result.ended)
   }
+}
+
+/** ws hands a binary message over as one Buffer unless its binaryType was changed; any form becomes one Buffer. */
+function asBuffer (raw: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(raw)) return raw
+  return Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw)
 }

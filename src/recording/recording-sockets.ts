@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { Log } from '../logger.js'
+import { BINARY_BATCH_SUBPROTOCOL } from '../schemas/binary-batch.js'
 import { CLOSE, RecordingConnection, type ConnectionDeps } from './connection.js'
 
 export interface RecordingSocketsOptions {
@@ -16,6 +17,17 @@ export interface RecordingSocketsOptions {
 export interface SocketObserver {
   socketOpened?: () => void
   socketClosed?: () => void
+}
+
+/**
+ * The subprotocol answered at the upgrade: binary batches when the phone
+ * offers them, else what ws does by default (the first offered), so a phone
+ * that does not ask for binary batches is answered exactly as before.
+ */
+export function selectSubprotocol (offered: Set<string>): string | false {
+  if (offered.has(BINARY_BATCH_SUBPROTOCOL)) return BINARY_BATCH_SUBPROTOCOL
+  const [first] = offered
+  return first ?? false
 }
 
 export type Admission =
