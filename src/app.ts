@@ -18,6 +18,7 @@ import openapiPlugin from './plugins/openapi.js'
 import reportsPlugin from './plugins/reports.js'
 import recordingPlugin from './plugins/recording.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import webPlugin from './plugins/web.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
@@ -132,6 +133,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(labelsRoutes)
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
+  await app.register(webPlugin)
   // A summary reads what a report reads, so it gets a report's time.
   await app.register(readingsSummaryRoutes, { maxPerUser: config.exports.maxPerUser, timeoutMs: config.sessions.reportTimeoutMs })
   return app

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify'
 
 /**
  * The few response headers that matter for a JSON API and its docs page,
- * without a CSP that the Swagger UI would need exceptions from.
+ * without a CSP that the Swagger UI would need exceptions from. The web
+ * page at /app/ adds its own strict policy (plugins/web.ts).
  */
 async function securityHeadersPlugin (fastify: FastifyInstance) {
   fastify.addHook('onSend', async (_request, reply) => {
