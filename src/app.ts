@@ -21,6 +21,7 @@ import securityHeadersPlugin from './plugins/security-headers.js'
 import webPlugin from './plugins/web.js'
 import adminSessionsRoutes from './routes/admin-sessions.js'
 import authRoutes from './routes/auth.js'
+import datasetsRoutes from './routes/datasets.js'
 import healthRoutes from './routes/health.js'
 import liveRoutes from './routes/live.js'
 import ingestKeysRoutes from './routes/ingest-keys.js'
@@ -133,6 +134,12 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(labelsRoutes)
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
+  // At most half the export connections go to dataset exports: CSV downloads keep the rest.
+  await app.register(datasetsRoutes, {
+    exportIdleTimeoutMs: config.exports.idleTimeoutMs,
+    maxRunning: Math.max(1, Math.floor(config.exports.poolMax / 2)),
+    pseudonymKey: config.datasets.pseudonymKey
+  })
   await app.register(webPlugin)
   // A summary reads what a report reads, so it gets a report's time.
   await app.register(readingsSummaryRoutes, { maxPerUser: config.exports.maxPerUser, timeoutMs: config.sessions.reportTimeoutMs })

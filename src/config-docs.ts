@@ -47,6 +47,7 @@ export const CONFIG_DOCS: Record<keyof Env, VariableDoc> = {
   EXPORT_POOL_MAX: { section: 'Readings exports (CSV downloads and JSON pages)', meaning: 'connections of the pool exports run on, apart from `DB_POOL_MAX` (the service opens up to both)' },
   EXPORT_POOL_WAIT_MS: { section: 'Readings exports (CSV downloads and JSON pages)', meaning: 'how long an export waits for one of those connections; then 503 `EXPORTS_BUSY` with `Retry-After`' },
   EXPORT_IDLE_TIMEOUT_MS: { section: 'Readings exports (CSV downloads and JSON pages)', meaning: 'a CSV download whose client reads nothing for this long is aborted and its connection freed (logged as a warning)' },
+  DATASET_PSEUDONYM_KEY: { section: 'Readings exports (CSV downloads and JSON pages)', defaultText: '(unset: a key per export)', meaning: 'secret key of the user pseudonyms in dataset exports (HMAC-SHA256 of the user id): the same pseudonym in every export; unset, each export draws its own key, so pseudonyms differ between exports', example: 'a-long-random-secret' },
   WS_MAX_CONNECTIONS: { section: 'WebSocket', meaning: 'recording sockets per instance; over it the upgrade gets 503' },
   WS_MAX_CONNECTIONS_PER_USER: { section: 'WebSocket', meaning: 'recording sockets per user per instance; over it 429' },
   WS_MAX_PAYLOAD_BYTES: { section: 'WebSocket', meaning: 'largest frame; larger closes the socket with 1009' },

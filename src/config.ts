@@ -51,6 +51,7 @@ export const envSchema = z.object({
   EXPORT_POOL_MAX: int(1, 500).default(4),
   EXPORT_POOL_WAIT_MS: int(0, 60_000).default(2000),
   EXPORT_IDLE_TIMEOUT_MS: int(100).default(30_000),
+  DATASET_PSEUDONYM_KEY: optionalText,
 
   WS_MAX_CONNECTIONS: int(1).default(5000),
   WS_MAX_CONNECTIONS_PER_USER: int(1).default(3),
@@ -117,6 +118,7 @@ function toConfig (env: z.output<typeof envSchema>) {
       poolWaitMs: env.EXPORT_POOL_WAIT_MS,
       idleTimeoutMs: env.EXPORT_IDLE_TIMEOUT_MS
     },
+    datasets: { pseudonymKey: env.DATASET_PSEUDONYM_KEY },
     ws: {
       maxConnections: env.WS_MAX_CONNECTIONS,
       maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,

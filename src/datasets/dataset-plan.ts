@@ -1,6 +1,7 @@
 import { findDatasetCandidates, MAX_DATASET_SESSIONS, type DatasetCandidate, type DatasetSessionQuery } from '../db/dataset-sessions.js'
 import type { Queryable } from '../db/queryable.js'
 import { intendedRates } from '../reports/build-report.js'
+import type { DatasetExportQuery } from '../schemas/datasets.js'
 import { REPORT_VERSION, type SessionReport } from '../schemas/session-report.js'
 import { SENSORS } from '../schemas/sensors.js'
 import type { DatasetLabelSource, SessionLabelling } from './label-source.js'
@@ -141,4 +142,28 @@ export async function planDataset (sources: PlanSources, parameters: DatasetPara
     return { ...session, split, path: dataPath(parameters.layout, parameters.format, session.candidate.id, split) }
   })
   return { parameters, rateHz, window, sessions, excluded, readings: sessions.reduce((sum, session) => sum + session.candidate.readings, 0) }
+}
+
+/** The parameters a validated GET /datasets/export query (or the CLI's options) asks for. */
+export function parametersFromQuery (query: DatasetExportQuery): DatasetParameters {
+  return {
+    layout: query.layout,
+    format: query.format,
+    rateHz: query.rate,
+    windowSeconds: query.window,
+    overlap: query.overlap,
+    purity: query.purity,
+    split: query.split && { fractions: query.split, seed: query.seed },
+    filters: {
+      from: query.from,
+      to: query.to,
+      userIds: query.users,
+      sessionIds: query.sessions,
+      includeFlagged: query.includeFlagged,
+      labels: query.labels,
+      complete: query.complete,
+      minDurationSeconds: query.minDuration,
+      sampleRateHz: query.sampleRate
+    }
+  }
 }

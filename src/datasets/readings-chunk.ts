@@ -1,20 +1,7 @@
 import { SENSORS } from '../schemas/sensors.js'
 
-/**
- * A run of a session's readings in time order, one typed array per column,
- * as the database streams them: what every dataset layout is computed from,
- * without an object per reading.
- */
-export interface ReadingsChunk {
-  length: number
-  /** Microseconds since the epoch (exact in a double until the year 2255). */
-  ts: Float64Array
-  /** The sensor's code: its index in SENSORS. */
-  sensor: Uint8Array
-  x: Float64Array
-  y: Float64Array
-  z: Float64Array
-}
+/** A run of a session's readings in time order, columnar (defined beside the COPY that streams it). */
+export type { ReadingsChunk } from '../db/dataset-readings.js'
 
 export const SENSOR_COUNT = SENSORS.length
 

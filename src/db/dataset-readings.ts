@@ -1,9 +1,24 @@
 import type { Readable } from 'node:stream'
 import { to as copyTo } from 'pg-copy-streams'
-import type { ReadingsChunk } from '../datasets/readings-chunk.js'
 import { silentLog, type Log } from '../logger.js'
 import type { ClientSource, PoolClient } from './pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, READING_ORDER_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
+
+/**
+ * A run of a session's readings in time order, one typed array per column,
+ * as the database streams them: what every dataset layout is computed from,
+ * without an object per reading.
+ */
+export interface ReadingsChunk {
+  length: number
+  /** Microseconds since the epoch (exact in a double until the year 2255). */
+  ts: Float64Array
+  /** The sensor's code: its index in SENSORS. */
+  sensor: Uint8Array
+  x: Float64Array
+  y: Float64Array
+  z: Float64Array
+}
 
 /** COPY takes no bind parameters; the id is inlined, so it must be a plain integer. */
 function sessionIdSql (sessionId: number): number {
