@@ -7,6 +7,7 @@ import type { StorageInfo } from '../src/db/storage.js'
 import { copyBaseline, insertBaseline, planRows, type BaselineResult, type RowPlan } from './baselines.js'
 import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
 import { runExportPhase, type ExportResult } from './export.js'
+import { runPlotPhase, type PlotResult } from './plot.js'
 import { runLoad } from './load.js'
 import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
@@ -153,6 +154,8 @@ export interface BenchResult {
   limit?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   naive?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   export?: ExportResult
+  /** Time to first plot of the export session (GET /sessions/:id/readings/summary) against reading its rows once. */
+  plot?: PlotResult
   /** The completeness report of long sessions against reading their rows once. */
   sessionReport?: ReportPhaseResult
   ratios: { floodVsLimit?: number, floodVsNaive?: number }
@@ -232,7 +235,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       say(`  ${rate(result.naive.readingsPerSecond)}`)
       await truncateReadings(pool)
     }
-    if (options.exportReadings > 0) result.export = await exportPhase(ctx)
+    if (options.exportReadings > 0) [result.export, result.plot] = await exportPhase(ctx)
     if (options.reportReadings.length > 0) result.sessionReport = await reportPhase(ctx, prepared.storage.readingsHypertable)
 
     if (result.flood && result.limit) result.ratios.floodVsLimit = result.flood.readingsPerSecond / result.limit.readingsPerSecond
@@ -252,6 +255,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     }
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)
+    if (result.plot?.status === 'failed') result.problems.push(`plot: ${result.plot.message}`)
     if (result.sessionReport?.status === 'failed') result.problems.push(`report: ${result.sessionReport.message}`)
     for (const size of result.sessionReport?.sizes ?? []) {
       if (!size.verified) result.problems.push(`report: the report of the ${size.readings}-reading session did not find exactly the built-in defects: ${size.problems.slice(0, 5).join('; ')}`)
@@ -440,7 +444,7 @@ export async function scanServerLog (file: string): Promise<{ errors: number, sa
   return { errors, samples }
 }
 
-async function exportPhase (ctx: Context): Promise<ExportResult> {
+async function exportPhase (ctx: Context): Promise<[ExportResult, PlotResult | undefined]> {
   const { options } = ctx
   const owner = ctx.users[ctx.users.length - 1]!
   await truncateReadings(ctx.pool)
@@ -459,7 +463,22 @@ async function exportPhase (ctx: Context): Promise<ExportResult> {
     options.say(result.status === 'measured'
       ? `  service ${rate(result.service!.readingsPerSecond)}, COPY TO ${rate(result.direct!.readingsPerSecond)}, ratio ${(result.ratio! * 100).toFixed(0)}%`
       : `  ${result.status}: ${result.message}`)
-    return result
+    if (result.sessionId === undefined) return [result, undefined]
+    // The same session on the same service: the web page's first plot of it against reading its rows once.
+    options.say('plot: the readings summary of the same session, as the web page asks for it...')
+    const plot = await runPlotPhase({
+      baseUrl: server.baseUrl,
+      token: owner.token,
+      sessionId: result.sessionId,
+      readings: result.readings,
+      repeats: options.exportRepeats,
+      rowsOnce: result.rawCopy
+    })
+    options.say(plot.status === 'measured'
+      ? `  first plot ${Math.round(plot.first!.milliseconds)} ms (best ${Math.round(plot.best!.milliseconds)} ms, ${Math.round(plot.first!.bytes / 1000)} kB)` +
+        (plot.rowsOnceMs !== undefined ? `, reading the rows once ${Math.round(plot.rowsOnceMs)} ms` : '')
+      : `  ${plot.status}: ${plot.message}`)
+    return [result, plot]
   } finally {
     await server.stop()
   }
@@ -518,6 +537,13 @@ function evaluateTargets (result: BenchResult): Target[] {
     goal: '>= 80% of COPY TO',
     value: exp?.ratio !== undefined ? pct(exp.ratio) : exp ? exp.status : 'not measured',
     met: exp?.ratio !== undefined ? exp.ratio >= 0.8 : undefined
+  })
+  const plot = result.plot
+  targets.push({
+    name: `first plot, ${plot ? plot.readings.toLocaleString('en') : '1M'} readings`,
+    goal: '< 1 s (GET /sessions/:id/readings/summary)',
+    value: plot?.first ? `${Math.round(plot.first.milliseconds)} ms${plot.ratio !== undefined ? `; reading the rows once takes ${plot.ratio.toFixed(1)}x that` : ''}` : plot ? plot.status : 'not measured',
+    met: plot?.first ? plot.first.milliseconds < 1000 : undefined
   })
   const report = result.sessionReport
   for (const size of report?.sizes ?? []) {

@@ -78,6 +78,16 @@ export function formatReport (result: BenchResult): string {
         (exp.direct ? ` (COPY TO alone: ${int(exp.direct.readingsPerSecond)} readings/s)` : ''))
     }
   }
+  const plot = result.plot
+  if (plot?.first && plot.best) {
+    out.push('')
+    out.push(`First plot of the same session: GET /sessions/:id/readings/summary?buckets=${plot.buckets} ${int(plot.first.milliseconds)} ms ` +
+      `(best of ${result.options.exportRepeats} ${int(plot.best.milliseconds)} ms, ${int(plot.first.bytes / 1000)} kB)` +
+      (plot.rowsOnceMs !== undefined ? ` vs reading its rows once ${int(plot.rowsOnceMs)} ms (rows once ÷ summary: ${times(plot.ratio)}).` : '.'))
+  } else if (plot) {
+    out.push('')
+    out.push(`First plot: ${plot.status}: ${plot.message}`)
+  }
   const sessionReport = result.sessionReport
   if (sessionReport) {
     out.push('')

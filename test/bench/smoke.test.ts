@@ -48,6 +48,9 @@ describe('bench smoke', () => {
     expect(result.limit!.rows).toBe(result.flood!.readingsAcked)
     expect(result.naive!.rows).toBe(7500)
     expect(result.export!.status, result.export!.message).toBe('measured')
+    // The first plot of the export session: its summary counted every reading of it.
+    expect(result.plot).toMatchObject({ status: 'measured', readings: result.export!.readings })
+    expect(report).toContain('First plot of the same session')
     expect(report).toContain('limit: binary COPY')
     // The report phase: the report of a session with built-in defects finds exactly those (never a speed).
     expect(result.sessionReport).toMatchObject({ status: 'measured', repeats: 1 })
