@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { migrate } from '../db/migrate.js'
 import { SERVICE_VERSION } from '../version.js'
+import { registerDatasetCommands } from './dataset.js'
 import { registerIngestKeyCommands } from './ingest-keys.js'
 import { registerLabelCommands } from './labels.js'
 import { withContext } from './run.js'
@@ -24,6 +25,7 @@ registerUserCommands(program)
 registerIngestKeyCommands(program)
 registerSessionCommands(program)
 registerLabelCommands(program)
+registerDatasetCommands(program)
 registerVerifyCommand(program)
 
 await program.parseAsync(process.argv)

@@ -26,6 +26,8 @@ export interface WriteDatasetOptions {
   onReadings?: (count: number) => void
   /** The manifest of an earlier, unfinished run of the same export: its files whose fingerprint and digest still match are kept. */
   previous?: DatasetManifest | undefined
+  /** Told of each session's entry once its file is written, or kept from the earlier run (`reused`). */
+  onSessionDone?: (entry: ManifestSession, reused: boolean) => void
   /** Told after each session's file, with the manifest so far (a folder export keeps it, to resume from). */
   onProgress?: (manifest: DatasetManifest) => Promise<void>
   /** Stops the export between two pieces of a file. */
@@ -117,8 +119,10 @@ export async function writeDataset (plan: DatasetPlan, options: WriteDatasetOpti
     const print = fingerprint(session, parameters)
     const earlier = previous.get(candidate.id)
     let entry: ManifestSession
+    let reused = false
     if (earlier && earlier.fingerprint === print && earlier.file.path === session.path && sink.holds && await sink.holds(earlier.file)) {
       entry = { ...earlier, user: naming.nameOf(candidate.userId) }
+      reused = true
       options.onReadings?.(candidate.readings)
     } else {
       const content = sessionContent(options.source, {
@@ -165,6 +169,7 @@ export async function writeDataset (plan: DatasetPlan, options: WriteDatasetOpti
         fingerprint: print
       }
     }
+    options.onSessionDone?.(entry, reused)
     manifest.sessions.push(entry)
     manifest.files.push(entry.file)
     manifest.totals = manifestTotals(manifest.sessions, manifest.files, plan.parameters.split !== undefined)
