@@ -34,7 +34,7 @@ export interface PlotOptions {
   rowsOnce?: TransferTiming
 }
 
-async function summary (baseUrl: string, sessionId: number, token: string): Promise<PlotTiming | { status: number, body: string }> {
+async function summary (baseUrl: string, sessionId: number, token: string, readings: number): Promise<PlotTiming | { status: number, body: string }> {
   const started = performance.now()
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
     get(`${baseUrl}/sessions/${sessionId}/readings/summary?buckets=${PLOT_BUCKETS}`, { headers: { authorization: `Bearer ${token}` } }, resolve)
@@ -45,7 +45,7 @@ async function summary (baseUrl: string, sessionId: number, token: string): Prom
   if (response.statusCode !== 200) return { status: response.statusCode ?? 0, body }
   const parsed = JSON.parse(body) as { sensors: Array<{ readings: number }> }
   const counted = parsed.sensors.reduce((sum, sensor) => sum + sensor.readings, 0)
-  if (counted <= 0) return { status: 200, body: 'the summary counted no readings' }
+  if (counted !== readings) return { status: 200, body: `the summary counted ${counted} readings, the session has ${readings}` }
   return { milliseconds: performance.now() - started, bytes: Buffer.byteLength(body) }
 }
 
@@ -56,11 +56,11 @@ async function summary (baseUrl: string, sessionId: number, token: string): Prom
  */
 export async function runPlotPhase (options: PlotOptions): Promise<PlotResult> {
   const base = { readings: options.readings, buckets: PLOT_BUCKETS }
-  const first = await summary(options.baseUrl, options.sessionId, options.token)
+  const first = await summary(options.baseUrl, options.sessionId, options.token, options.readings)
   if ('status' in first) return { status: 'failed', message: `the summary answered ${first.status}: ${first.body.slice(0, 200)}`, ...base }
   let best = first
   for (let run = 1; run < Math.max(1, options.repeats); run++) {
-    const next = await summary(options.baseUrl, options.sessionId, options.token)
+    const next = await summary(options.baseUrl, options.sessionId, options.token, options.readings)
     if ('status' in next) return { status: 'failed', message: `the summary answered ${next.status}: ${next.body.slice(0, 200)}`, ...base, first }
     if (next.milliseconds < best.milliseconds) best = next
   }
