@@ -8,6 +8,7 @@ import { copyBaseline, insertBaseline, planRows, type BaselineResult, type RowPl
 import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
 import { runExportPhase, type ExportResult } from './export.js'
 import { runPlotPhase, type PlotResult } from './plot.js'
+import { createWatcherToken, LiveWatchers, type LiveWatchResult } from './live-watcher.js'
 import { runLoad } from './load.js'
 import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
@@ -51,6 +52,8 @@ export interface BenchOptions {
   reportReadings: number[]
   /** The report and its baseline each run this many times; the best run counts. */
   reportRepeats: number
+  /** GET /live streams held open during a second flood phase (0: no such phase): what the live view costs ingest. */
+  liveWatchers: number
   /** Extra environment for the service (ingest knobs). */
   serverEnv: Record<string, string>
   /** Write a V8 CPU profile of the service for each phase into the results folder. */
@@ -83,6 +86,7 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     exportRepeats: 2,
     reportReadings: [1_000_000, 180_000],
     reportRepeats: 3,
+    liveWatchers: 0,
     serverEnv: {},
     cpuProf: false,
     resultsDir: path.join(REPO_ROOT, 'bench', 'results'),
@@ -151,6 +155,8 @@ export interface BenchResult {
   options: Omit<BenchOptions, 'say' | 'databaseUrl'>
   realtime?: ServicePhaseResult
   flood?: ServicePhaseResult
+  /** The flood again with GET /live streams open (--live-watchers). */
+  floodWatched?: ServicePhaseResult & { live: LiveWatchResult }
   limit?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   naive?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   export?: ExportResult
@@ -216,6 +222,19 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     for (const mode of options.modes) {
       result[mode] = await servicePhase(ctx, mode)
     }
+    if (options.modes.includes('flood') && options.liveWatchers > 0) {
+      say(`flood again with ${options.liveWatchers} GET /live stream(s) open, as admins on the live page...`)
+      const token = await createWatcherToken(pool)
+      let watchers: LiveWatchers | undefined
+      const phase = await servicePhase(ctx, 'flood', {
+        started: async baseUrl => { watchers = await LiveWatchers.open(baseUrl, token, options.liveWatchers) },
+        stopping: () => watchers?.close()
+      })
+      const live = watchers?.close() ?? { streams: 0, notices: 0, sessions: 0 }
+      result.floodWatched = { ...phase, live }
+      say(`  ${live.notices.toLocaleString('en')} notices about ${live.sessions} sessions received` +
+        (result.flood ? `; ${((phase.readingsPerSecond / result.flood.readingsPerSecond) * 100).toFixed(0)}% of the flood without watchers` : ''))
+    }
     const reference = result.flood ?? result.realtime
     if (options.baselines) {
       const batches = options.baselineRows !== undefined
@@ -240,9 +259,9 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
 
     if (result.flood && result.limit) result.ratios.floodVsLimit = result.flood.readingsPerSecond / result.limit.readingsPerSecond
     if (result.flood && result.naive) result.ratios.floodVsNaive = result.flood.readingsPerSecond / result.naive.readingsPerSecond
-    for (const phase of [result.realtime, result.flood]) {
+    for (const phase of [result.realtime, result.flood, result.floodWatched]) {
       if (!phase) continue
-      const label = `${phase.mode}:`
+      const label = phase === result.floodWatched ? 'flood with live watchers:' : `${phase.mode}:`
       if (!phase.verification.ok) result.problems.push(`${label} stored readings do not match acks: ${phase.verification.problems.join('; ')}`)
       if (phase.errors > 0) result.problems.push(`${label} ${phase.errors} phone errors, e.g. ${phase.errorSamples.slice(0, 3).join(' | ')}`)
       if (phase.failedToStart > 0) result.problems.push(`${label} ${phase.failedToStart} phones could not start`)
@@ -256,6 +275,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)
     if (result.plot?.status === 'failed') result.problems.push(`plot: ${result.plot.message}`)
+    if (result.floodWatched && result.floodWatched.live.notices === 0) result.problems.push('flood with live watchers: no notice reached the watchers')
     if (result.sessionReport?.status === 'failed') result.problems.push(`report: ${result.sessionReport.message}`)
     for (const size of result.sessionReport?.sizes ?? []) {
       if (!size.verified) result.problems.push(`report: the report of the ${size.readings}-reading session did not find exactly the built-in defects: ${size.problems.slice(0, 5).join('; ')}`)
@@ -307,7 +327,13 @@ export function expectedRealtimeBatches (phones: number, seconds: number): numbe
   return batches
 }
 
-async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhaseResult> {
+/** Hooks around the phones of a service phase (the live watchers). */
+interface PhaseHooks {
+  started?: (baseUrl: string) => Promise<void>
+  stopping?: () => void
+}
+
+async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = {}): Promise<ServicePhaseResult> {
   const { options } = ctx
   const { phones, seconds } = options[mode]
   await truncateReadings(ctx.pool)
@@ -323,6 +349,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
   let rssAtEnd = 0
   let rssConnected = 0
   try {
+    await hooks.started?.(server.baseUrl)
     run = await runLoad({
       mode,
       phones,
@@ -344,6 +371,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode): Promise<ServicePhas
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
   } finally {
+    hooks.stopping?.()
     postgresCpu.stop()
     serverExitCode = await server.stop()
   }

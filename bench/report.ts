@@ -78,6 +78,14 @@ export function formatReport (result: BenchResult): string {
         (exp.direct ? ` (COPY TO alone: ${int(exp.direct.readingsPerSecond)} readings/s)` : ''))
     }
   }
+  const watched = result.floodWatched
+  if (watched) {
+    out.push('')
+    out.push(`Flood with ${watched.live.streams} GET /live stream(s) open: ${int(watched.readingsPerSecond)} readings/s` +
+      (result.flood ? ` (${pct(watched.readingsPerSecond / result.flood.readingsPerSecond)} of the flood without)` : '') +
+      `, ack p99 ${fixed(watched.ackLatencyMs.p99, 1)} ms; the watchers received ${int(watched.live.notices)} notices about ${watched.live.sessions} sessions; ` +
+      `stored = acked: ${watched.verification.ok ? 'yes' : 'NO'}.`)
+  }
   const plot = result.plot
   if (plot?.first && plot.best) {
     out.push('')

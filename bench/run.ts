@@ -25,6 +25,7 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --report-readings N,M,...   sizes of the sessions whose completeness report is timed
                               (default 1000000,180000; 0 skips)
   --report-repeats N          runs of each report and its baseline, best counts (default 3)
+  --live-watchers N           run the flood again with N GET /live streams open (admins on the live page)
   --server-env KEY=VALUE      extra service environment (repeatable), e.g. INGEST_WRITERS=3
   --cpu-prof                  write V8 CPU profiles of the service to bench/results
   --loadtest                  use a TimescaleDB container (testcontainers) when a runtime exists
@@ -65,6 +66,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       'export-repeats': { type: 'string' },
       'report-readings': { type: 'string' },
       'report-repeats': { type: 'string' },
+      'live-watchers': { type: 'string' },
       'server-env': { type: 'string', multiple: true },
       'cpu-prof': { type: 'boolean' },
       loadtest: { type: 'boolean' },
@@ -108,7 +110,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
   }
   const numbers: Array<[keyof BenchOptions, string]> = [
     ['window', 'window'], ['workers', 'workers'], ['baselineRows', 'baseline-rows'], ['naiveMaxRows', 'naive-max-rows'],
-    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['reportRepeats', 'report-repeats'],
+    ['exportReadings', 'export-readings'], ['exportRepeats', 'export-repeats'], ['reportRepeats', 'report-repeats'], ['liveWatchers', 'live-watchers'],
     ['timeoutMs', 'timeout-ms'], ['quietWaitSeconds', 'quiet-wait']
   ]
   for (const [key, flag] of numbers) {
