@@ -170,7 +170,7 @@ describe('the web page in Chromium', () => {
     await page.close()
   })
 
-  it('asks the server for the narrower range when zoomed, and for the whole session again', async () => {
+  it('asks the server for the narrower range when zoomed, the next range when panned, and the whole session again', async () => {
     const page = await newPage()
     await signIn(page, tester.user.email, tester.user.publicKey)
     await page.goto(`${origin}/app/#/sessions/${sessionId}`)
@@ -185,6 +185,13 @@ describe('the web page in Chromium', () => {
     expect(span).toBeLessThan(6)
     expect(range.buckets).toBeGreaterThan(300)
     for (const drawn of await drawnPixels(page)) expect(drawn).toBeGreaterThan(2000)
+    // Panning later asks for a range of the same width, half a width on.
+    const panned = page.waitForRequest(request => request.url().includes('/readings/summary?') && request.url().includes('from='))
+    await page.click('#pan-later')
+    const next = summaryRange((await panned).url())
+    const nextSpan = (Date.parse(next.to as string) - Date.parse(next.from as string)) / 1000
+    expect(Math.abs(nextSpan - span)).toBeLessThan(0.01)
+    expect(Math.abs((Date.parse(next.from as string) - Date.parse(range.from as string)) / 1000 - span / 2)).toBeLessThan(0.01)
     const whole = page.waitForRequest(request => request.url().includes('/readings/summary?') && !request.url().includes('from='))
     await page.click('#whole-session')
     await whole

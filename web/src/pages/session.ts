@@ -21,6 +21,8 @@ export function sessionPage (id: number): { element: HTMLElement, dispose: () =>
   let labelsView: SessionLabels | undefined
   let vocabulary: string[] = []
   let summaryController: AbortController | undefined
+  /** The session's first and last reading, in seconds: how far panning and zooming out may go. */
+  let extent: [number, number] | undefined
 
   const labelForm = h('form', { class: 'label-form card', hidden: true })
   const plot = new SummaryPlot({
@@ -34,8 +36,20 @@ export function sessionPage (id: number): { element: HTMLElement, dispose: () =>
     plot.labelMode = labelToggle.checked
     labelForm.hidden = true
   })
+  /** Shows [from, to] moved by `shift` widths and scaled by `scale`, kept inside the session. */
+  function move (shift: number, scale: number): void {
+    const range = plot.range
+    if (!range || !extent) return
+    const width = Math.min((range[1] - range[0]) * scale, extent[1] - extent[0])
+    let from = (range[0] + range[1]) / 2 - width / 2 + shift * width
+    from = Math.min(Math.max(from, extent[0]), extent[1] - width)
+    loadSummary(from, from + width).catch(() => {})
+  }
   const toolbar = h('div', { class: 'toolbar' },
     h('button', { type: 'button', class: 'secondary', id: 'whole-session', onclick: () => { loadSummary().catch(() => {}) } }, 'Whole session'),
+    h('button', { type: 'button', class: 'secondary', id: 'pan-earlier', title: 'Earlier', onclick: () => move(-0.5, 1) }, '◀'),
+    h('button', { type: 'button', class: 'secondary', id: 'zoom-out', title: 'Zoom out', onclick: () => move(0, 2) }, '−'),
+    h('button', { type: 'button', class: 'secondary', id: 'pan-later', title: 'Later', onclick: () => move(0.5, 1) }, '▶'),
     h('label', { class: 'inline' }, labelToggle, ' Label by dragging'),
     plotStatus)
 
@@ -47,6 +61,7 @@ export function sessionPage (id: number): { element: HTMLElement, dispose: () =>
     try {
       const summary = await get<ReadingsSummary>(`/sessions/${id}/readings/summary${query({ buckets: plot.width, ...range })}`, controller.signal)
       plot.setSummary(summary)
+      if (summary.sessionFirst && summary.sessionLast) extent = [epochSeconds(summary.sessionFirst), epochSeconds(summary.sessionLast) + 1e-6]
       const readings = summary.sensors.reduce((sum, sensor) => sum + sensor.readings, 0)
       plotStatus.textContent = summary.from
         ? `${count(readings)} readings in view, ${summary.buckets} buckets of ${number(summary.bucketMicros / 1000, 1)} ms, ` +
