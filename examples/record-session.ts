@@ -5,12 +5,14 @@
  *
  *   npx tsx examples/record-session.ts --new-key ethereum
  *   PRIVATE_KEY=0x... npx tsx examples/record-session.ts --url http://localhost:3000 --batches 3
+ *   PRIVATE_KEY=0x... npx tsx examples/record-session.ts --binary   (batches as binary CBOR frames)
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 as keccak256 } from '@noble/hashes/sha3.js'
 import { base58 } from '@scure/base'
+import { encode as encodeCbor } from 'cbor-x'
 import WebSocket from 'ws'
 
 interface Signer {
@@ -111,10 +113,36 @@ function syntheticBatch (batchId: number, size: number, startedAt: number) {
   })
 }
 
-function record (baseUrl: string, token: string, batchSize: number, batchCount: number): Promise<number> {
+/** The subprotocol that asks the server for binary batches (docs/protocol.md, "Binary batches"). */
+const BINARY_BATCHES = 'motion-ingest.cbor.v1'
+
+/**
+ * The same readings as a binary frame: one CBOR map whose readings are
+ * columns of RFC 8746 typed arrays, timestamps as integer microseconds after
+ * a base, sensors as codes (their index in SENSORS), axes as float64.
+ */
+function binaryBatchFrame (batchId: number, readings: ReturnType<typeof syntheticBatch>): Uint8Array {
+  const base = readings[0]!.timestamp * 1000
+  return encodeCbor({
+    event: 'write_sensor_readings_batch',
+    data: {
+      batch_id: batchId,
+      sensor_readings: {
+        timestampBase: base,
+        timestamp: Int32Array.from(readings, reading => reading.timestamp * 1000 - base),
+        sensor: Uint8Array.from(readings, reading => SENSORS.indexOf(reading.sensor!)),
+        xAxis: Float64Array.from(readings, reading => reading.xAxis),
+        yAxis: Float64Array.from(readings, reading => reading.yAxis),
+        zAxis: Float64Array.from(readings, reading => reading.zAxis)
+      }
+    }
+  })
+}
+
+function record (baseUrl: string, token: string, batchSize: number, batchCount: number, binary: boolean): Promise<number> {
   const wsUrl = new URL('/ws', baseUrl)
   wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:'
-  const socket = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } })
+  const socket = new WebSocket(wsUrl, binary ? [BINARY_BATCHES] : [], { headers: { authorization: `Bearer ${token}` } })
   const send = (event: string, data: object, summary = JSON.stringify(data)) => {
     console.log(`-> ${event} ${summary}`)
     socket.send(JSON.stringify({ event, data }))
@@ -134,7 +162,11 @@ function record (baseUrl: string, token: string, batchSize: number, batchCount: 
       socket.terminate()
     }, 30_000)
 
-    socket.on('open', createSession)
+    socket.on('open', () => {
+      // A server from before binary batches may echo the subprotocol yet refuse binary frames: see binary_frames_not_supported below.
+      if (binary) console.log(socket.protocol === BINARY_BATCHES ? `binary batches: subprotocol ${BINARY_BATCHES} agreed` : 'binary batches: not offered by the server; sending JSON')
+      createSession()
+    })
     socket.on('unexpected-response', (_request, response) => {
       // Without this listener ws reports only the status; the body says why (401, 403 for admins, 503 when full).
       let body = ''
@@ -152,8 +184,15 @@ function record (baseUrl: string, token: string, batchSize: number, batchCount: 
           const startedAt = Date.now()
           // Batches may be sent before earlier acks arrive; acks come back in order.
           for (let batchId = 0; batchId < batchCount; batchId++) {
-            send('write_sensor_readings_batch', { batch_id: batchId, sensor_readings: syntheticBatch(batchId, batchSize, startedAt) },
-              `{"batch_id":${batchId},"sensor_readings":[${batchSize} readings]}`)
+            const readings = syntheticBatch(batchId, batchSize, startedAt)
+            if (binary && socket.protocol === BINARY_BATCHES) {
+              const frame = binaryBatchFrame(batchId, readings)
+              console.log(`-> write_sensor_readings_batch (binary, ${frame.length} bytes of CBOR) {"batch_id":${batchId},"sensor_readings":{${batchSize} readings as columns}}`)
+              socket.send(frame, { binary: true })
+            } else {
+              send('write_sensor_readings_batch', { batch_id: batchId, sensor_readings: readings },
+                `{"batch_id":${batchId},"sensor_readings":[${batchSize} readings]}`)
+            }
           }
           break
         }
@@ -192,7 +231,8 @@ async function main (): Promise<number> {
     options: {
       url: { type: 'string', default: process.env.MOTION_INGEST_URL ?? 'http://localhost:3000' },
       batches: { type: 'string', default: '3' },
-      'new-key': { type: 'string' }
+      'new-key': { type: 'string' },
+      binary: { type: 'boolean', default: false }
     }
   })
   if (values['new-key']) {
@@ -208,7 +248,7 @@ async function main (): Promise<number> {
   const status = await (await fetch(new URL('/status', values.url))).json() as { sensorReadingsBatchSize: number }
   console.log(`server batch size: ${status.sensorReadingsBatchSize} readings`)
   const token = await signIn(values.url, signer)
-  return record(values.url, token, status.sensorReadingsBatchSize, batchCount)
+  return record(values.url, token, status.sensorReadingsBatchSize, batchCount, values.binary)
 }
 
 main().then(code => { process.exitCode = code }, (err: Error) => {
