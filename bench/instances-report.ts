@@ -70,7 +70,7 @@ export function formatInstancesReport (result: InstancesResult): string {
     out.push(`${phase.label}: ack p50 / p99 / max by ${phase.timelineStepSeconds} s of sending: ` +
       phase.ackLatencyTimeline.map(slice => `${slice.fromSecond}s ${fixed(slice.p50, 0)}/${fixed(slice.p99, 0)}/${fixed(slice.max, 0)}`).join(', '))
     out.push(`${phase.label}: cores busy: instances ${fixed(phase.cpu.services, 2)}, HAProxy ${fixed(phase.cpu.haproxy, 2)}, PostgreSQL ${fixed(phase.cpu.postgres, 2)}, ` +
-      `generators ${fixed(phase.cpu.generator, 2)}, machine ${fixed(phase.cpu.machine, 2)}` +
+      `generators ${fixed(phase.cpu.generator, 2)} (event loops ${phase.generatorEventLoopUtilization.map(value => `${(value * 100).toFixed(0)}%`).join(', ')} busy), machine ${fixed(phase.cpu.machine, 2)}` +
       (phase.allAcked === undefined ? '' : `; every batch produced on schedule acknowledged: ${phase.allAcked ? 'yes' : 'NO'}`) + '.')
   }
   if (result.warnings.length > 0) out.push('', ...result.warnings.map(line => `Note: ${line}`))

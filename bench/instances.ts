@@ -80,6 +80,8 @@ export interface InstancesPhase {
   cpuMicrosPerReading: InstancesCpu
   /** Peak RSS of each instance, in MB. */
   instancePeakRssMb: number[]
+  /** How busy each phone generator's event loop was while streaming (near 1: the phones lagged their schedule). */
+  generatorEventLoopUtilization: number[]
   kill?: KillReport
   errors: number
   errorSamples: string[]
@@ -188,7 +190,15 @@ function judge (result: InstancesResult): void {
     if (phase.integrityOk !== phase.phones) result.problems.push(`${label} ${phase.phones - phase.integrityOk} sessions did not end with integrity ok`)
     if (phase.serverLogErrors > 0) result.problems.push(`${label} ${phase.serverLogErrors} error lines in the service logs, e.g. ${phase.serverLogSamples[0] ?? ''}`)
     if (phase.readingsAcked === 0) result.problems.push(`${label} no reading was acknowledged`)
-    if (phase.allAcked === false) result.problems.push(`${label} ${(phase.expectedReadings ?? 0) - phase.readingsAcked} readings produced on schedule were never acknowledged`)
+    if (phase.readingsAcked !== phase.readingsSent) result.problems.push(`${label} ${phase.readingsSent - phase.readingsAcked} readings sent were never acknowledged`)
+    if (phase.allAcked === false) {
+      // Due but never sent: with busy generators, the phones' own timers fell behind their schedule.
+      const busiest = Math.max(0, ...phase.generatorEventLoopUtilization)
+      const unsent = `${label} ${(phase.expectedReadings ?? 0) - phase.readingsSent} readings due before the end were not yet produced when the phones stopped ` +
+        `(generator event loops up to ${(busiest * 100).toFixed(0)}% busy)`
+      if (busiest > 0.9) result.warnings.push(`${unsent}: the machine could not run the phones on time`)
+      else result.problems.push(unsent)
+    }
   }
   const kill = result.balanced.kill
   if (kill) {
@@ -388,6 +398,7 @@ async function streamAndMeasure (ctx: Context, label: 'single' | 'balanced', ser
       machine: perReading(cpu.machine)
     },
     instancePeakRssMb: rss.map(sampler => sampler.stop().peakMb),
+    generatorEventLoopUtilization: run.generatorEventLoopUtilization,
     errors: sumOf(results, phone => phone.errorCount),
     errorSamples: results.flatMap(phone => phone.errors.map(error => `phone ${phone.index}: ${error}`)).slice(0, 10),
     failedToStart: run.failedToStart,
