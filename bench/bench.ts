@@ -7,13 +7,14 @@ import type { StorageInfo } from '../src/db/storage.js'
 import { copyBaseline, insertBaseline, planRows, type BaselineResult, type RowPlan } from './baselines.js'
 import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
 import { runExportPhase, type ExportResult } from './export.js'
+import { datasetExportTargets, runDatasetExportPhase, type DatasetExportResult } from './dataset-export.js'
 import { runPlotPhase, type PlotResult } from './plot.js'
 import { createWatcherToken, LiveWatchers, type LiveWatchResult } from './live-watcher.js'
 import { runLoad } from './load.js'
 import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
-import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
+import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type FrameFormat, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
 import { summarizeLatencies, type LatencySummary } from './stats.js'
 import { verifySessions, type Verification } from './verify.js'
@@ -38,6 +39,8 @@ export interface BenchOptions {
   /** Generator processes the phones are spread over. */
   workers: number
   timestampFormat: TimestampFormat
+  /** Phones send batches as JSON text or binary CBOR frames. */
+  frames: FrameFormat
   /** Phones log in with POST /auth/login; false: they use tokens issued in the database. */
   login: boolean
   baselines: boolean
@@ -48,6 +51,8 @@ export interface BenchOptions {
   /** Readings in the export session; 0 skips the export phase. */
   exportReadings: number
   exportRepeats: number
+  /** Time GET /datasets/export of the export session in each layout and format against COPY TO. */
+  datasetExport: boolean
   /** Readings of each session whose completeness report is timed (one session per size); empty skips the report phase. */
   reportReadings: number[]
   /** The report and its baseline each run this many times; the best run counts. */
@@ -79,11 +84,13 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     window: 8,
     workers: Math.min(4, Math.max(2, os.availableParallelism())),
     timestampFormat: 'epoch',
+    frames: 'json',
     login: true,
     baselines: true,
     naiveMaxRows: 1_500_000,
     exportReadings: 1_000_000,
     exportRepeats: 2,
+    datasetExport: true,
     reportReadings: [1_000_000, 180_000],
     reportRepeats: 3,
     liveWatchers: 0,
@@ -162,6 +169,8 @@ export interface BenchResult {
   export?: ExportResult
   /** Time to first plot of the export session (GET /sessions/:id/readings/summary) against reading its rows once. */
   plot?: PlotResult
+  /** GET /datasets/export of the export session, each layout and format, against COPY TO of the same rows. */
+  datasetExport?: DatasetExportResult
   /** The completeness report of long sessions against reading their rows once. */
   sessionReport?: ReportPhaseResult
   ratios: { floodVsLimit?: number, floodVsNaive?: number }
@@ -255,6 +264,17 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       await truncateReadings(pool)
     }
     if (options.exportReadings > 0) [result.export, result.plot] = await exportPhase(ctx)
+    if (options.datasetExport && result.export?.sessionId !== undefined) {
+      options.say('dataset export: the same session through GET /datasets/export in each layout and format, against COPY TO...')
+      result.datasetExport = await runDatasetExportPhase({
+        pool: ctx.pool,
+        startService: () => startService(ctx, 'dataset-export'),
+        sessionId: result.export.sessionId,
+        readings: result.export.readings,
+        repeats: options.exportRepeats,
+        say: options.say
+      })
+    }
     if (options.reportReadings.length > 0) result.sessionReport = await reportPhase(ctx, prepared.storage.readingsHypertable)
 
     if (result.flood && result.limit) result.ratios.floodVsLimit = result.flood.readingsPerSecond / result.limit.readingsPerSecond
@@ -274,6 +294,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
     }
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)
+    if (result.datasetExport?.status === 'failed') result.problems.push(`dataset export: ${result.datasetExport.message}`)
     if (result.plot?.status === 'failed') result.problems.push(`plot: ${result.plot.message}`)
     if (result.floodWatched && result.floodWatched.live.notices === 0) result.problems.push('flood with live watchers: no notice reached the watchers')
     if (result.sessionReport?.status === 'failed') result.problems.push(`report: ${result.sessionReport.message}`)
@@ -357,6 +378,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
       window: options.window,
       workers: options.workers,
       timestampFormat: options.timestampFormat,
+      frames: options.frames,
       login: options.login,
       baseUrl: server.baseUrl,
       wsUrl: server.wsUrl,
@@ -573,6 +595,7 @@ function evaluateTargets (result: BenchResult): Target[] {
     value: plot?.first ? `${Math.round(plot.first.milliseconds)} ms${plot.ratio !== undefined ? `; reading the rows once takes ${plot.ratio.toFixed(1)}x that` : ''}` : plot ? plot.status : 'not measured',
     met: plot?.first ? plot.first.milliseconds < 1000 : undefined
   })
+  targets.push(...datasetExportTargets(result.datasetExport))
   const report = result.sessionReport
   for (const size of report?.sizes ?? []) {
     targets.push({

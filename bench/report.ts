@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { BenchResult, ServicePhaseResult } from './bench.js'
+import { formatDatasetExport } from './dataset-export.js'
 
 const int = (value: number) => Math.round(value).toLocaleString('en')
 const fixed = (value: number, digits = 1) => value.toFixed(digits)
@@ -17,9 +18,10 @@ function servicePhaseRow (phase: ServicePhaseResult, result: BenchResult): strin
   const limit = result.limit?.readingsPerSecond
   const naive = result.naive?.readingsPerSecond
   const latency = phase.ackLatencyMs
-  const label = phase.mode === 'realtime'
+  const frames = result.options.frames === 'binary' ? 'binary CBOR frames' : `JSON frames, ${result.options.timestampFormat} timestamps`
+  const label = `${frames}; ` + (phase.mode === 'realtime'
     ? `service, real time: ${int(phase.phones)} phones x ${phase.seconds} s, offered ${int(phase.offeredReadingsPerSecond ?? 0)}/s${phase.keptUp ? ' (kept up)' : ' (FELL BEHIND)'}`
-    : `service, flood: ${int(phase.phones)} phones x ${phase.seconds} s`
+    : `service, flood: ${int(phase.phones)} phones x ${phase.seconds} s`)
   return [
     label,
     int(phase.readingsAcked),
@@ -96,6 +98,7 @@ export function formatReport (result: BenchResult): string {
     out.push('')
     out.push(`First plot: ${plot.status}: ${plot.message}`)
   }
+  if (result.datasetExport) out.push('', formatDatasetExport(result.datasetExport))
   const sessionReport = result.sessionReport
   if (sessionReport) {
     out.push('')

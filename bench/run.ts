@@ -17,11 +17,13 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --window N                  unacknowledged batches per phone (default 8)
   --workers N                 generator processes (default 2-4)
   --timestamps epoch|iso      reading timestamp format on the wire (default epoch)
+  --frames json|binary        batches as JSON text or binary CBOR frames (default json)
   --preissued-tokens          phones skip POST /auth/login
   --skip-baselines            no binary COPY / INSERT baselines
   --baseline-rows N           baseline size (default: readings acked in flood)
   --naive-max-rows N          cap of the INSERT baseline (default 1500000)
   --export-readings N         size of the CSV export session (default 1000000; 0 skips)
+  --skip-dataset-export       no GET /datasets/export timing of the export session
   --report-readings N,M,...   sizes of the sessions whose completeness report is timed
                               (default 1000000,180000; 0 skips)
   --report-repeats N          runs of each report and its baseline, best counts (default 3)
@@ -58,12 +60,14 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       window: { type: 'string' },
       workers: { type: 'string' },
       timestamps: { type: 'string' },
+      frames: { type: 'string' },
       'preissued-tokens': { type: 'boolean' },
       'skip-baselines': { type: 'boolean' },
       'baseline-rows': { type: 'string' },
       'naive-max-rows': { type: 'string' },
       'export-readings': { type: 'string' },
       'export-repeats': { type: 'string' },
+      'skip-dataset-export': { type: 'boolean' },
       'report-readings': { type: 'string' },
       'report-repeats': { type: 'string' },
       'live-watchers': { type: 'string' },
@@ -90,6 +94,8 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
   }
   const timestamps = values.timestamps ?? 'epoch'
   if (timestamps !== 'epoch' && timestamps !== 'iso') throw new Error(`--timestamps must be epoch or iso, got ${timestamps}`)
+  const frames = values.frames ?? 'json'
+  if (frames !== 'json' && frames !== 'binary') throw new Error(`--frames must be json or binary, got ${frames}`)
   const serverEnv: Record<string, string> = {}
   for (const pair of values['server-env'] ?? []) {
     const at = pair.indexOf('=')
@@ -101,12 +107,14 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
     realtime: size('realtime'),
     flood: size('flood'),
     timestampFormat: timestamps,
+    frames,
     login: !values['preissued-tokens'],
     baselines: !values['skip-baselines'],
     serverEnv,
     cpuProf: Boolean(values['cpu-prof']),
     loadtest: Boolean(values.loadtest),
-    allowTruncate: Boolean(values['allow-truncate'])
+    allowTruncate: Boolean(values['allow-truncate']),
+    datasetExport: !values['skip-dataset-export']
   }
   const numbers: Array<[keyof BenchOptions, string]> = [
     ['window', 'window'], ['workers', 'workers'], ['baselineRows', 'baseline-rows'], ['naiveMaxRows', 'naive-max-rows'],
