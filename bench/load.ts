@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { PhoneMode, PhoneOptions, PhoneResult, PhoneUser } from './phone.js'
 import type { WorkerReply, WorkerRequest } from './phone-worker.js'
-import type { TimestampFormat } from './readings.js'
+import type { FrameFormat, TimestampFormat } from './readings.js'
 
 const WORKER = fileURLToPath(new URL('./phone-worker.ts', import.meta.url))
 
@@ -13,6 +13,8 @@ export interface LoadOptions {
   window: number
   workers: number
   timestampFormat: TimestampFormat
+  /** Batches as JSON text (default) or binary CBOR frames. */
+  frames?: FrameFormat
   login: boolean
   baseUrl: string
   wsUrl: string
@@ -106,6 +108,7 @@ export async function runLoad (options: LoadOptions, hooks: LoadHooks = {}): Pro
         mode: options.mode,
         window: options.window,
         timestampFormat: options.timestampFormat,
+        frames: options.frames,
         timeoutMs: options.timeoutMs,
         floodStartMs,
         resume: options.resume

@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, ReadingSource, type TimestampFormat } from './readings.js'
+import { BATCH_INTERVAL_MS, BINARY_BATCH_SUBPROTOCOL, READINGS_PER_BATCH, ReadingSource, type FrameFormat, type TimestampFormat } from './readings.js'
 
 export type PhoneMode = 'realtime' | 'flood'
 
@@ -21,6 +21,8 @@ export interface PhoneOptions {
   /** Most unacknowledged batches on the wire. */
   window: number
   timestampFormat: TimestampFormat
+  /** Batches as JSON text (default) or binary CBOR frames. */
+  frames?: FrameFormat
   /** How long create/destroy and the final drain of acks may take. */
   timeoutMs: number
   /** Flood phones date their readings from here (epoch ms); real-time phones use the wall clock. */
@@ -152,13 +154,15 @@ export class Phone {
   }
 
   private async connect (): Promise<void> {
-    const ws = new WebSocket(this.options.wsUrl, { headers: { authorization: `Bearer ${this.token}` }, perMessageDeflate: false })
+    const binary = this.options.frames === 'binary'
+    const ws = new WebSocket(this.options.wsUrl, binary ? [BINARY_BATCH_SUBPROTOCOL] : [], { headers: { authorization: `Bearer ${this.token}` }, perMessageDeflate: false })
     this.ws = ws
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve)
       ws.once('error', reject)
       ws.once('unexpected-response', (_request, response) => reject(new Error(`WebSocket upgrade answered HTTP ${response.statusCode}`)))
     })
+    if (binary && ws.protocol !== BINARY_BATCH_SUBPROTOCOL) throw new Error(`the server did not agree to binary batches (subprotocol "${ws.protocol}")`)
     ws.on('message', (raw: WebSocket.RawData) => this.onMessage(raw))
     ws.on('error', err => this.error(`socket error: ${err.message}`))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
@@ -276,7 +280,7 @@ export class Phone {
       this.result.firstSendAt ??= sentAt
       this.inflight.set(batch, sentAt)
       this.sentOrder.push(batch)
-      ws.send(this.source.frame(batch, this.options.timestampFormat))
+      ws.send(this.options.frames === 'binary' ? this.source.binaryFrame(batch) : this.source.frame(batch, this.options.timestampFormat))
     }
     this.checkDrained()
   }

@@ -5,6 +5,7 @@
  * The same source produces JSON frames for the phones and numeric rows for
  * the baselines, so both write the same readings.
  */
+import { encode as encodeCbor } from 'cbor-x'
 
 export const SENSORS = ['Accelerometer', 'Gyroscope', 'Magnetometer'] as const
 export type SensorName = typeof SENSORS[number]
@@ -16,6 +17,10 @@ export const READINGS_PER_BATCH = SAMPLES_PER_BATCH * SENSORS.length
 export const BATCH_INTERVAL_MS = SAMPLES_PER_BATCH * SAMPLE_INTERVAL_MS
 
 export type TimestampFormat = 'epoch' | 'iso'
+/** How phones send batches: JSON text, or binary CBOR frames (docs/protocol.md, "Binary batches"). */
+export type FrameFormat = 'json' | 'binary'
+/** The subprotocol a phone offers to send binary batches. */
+export const BINARY_BATCH_SUBPROTOCOL = 'motion-ingest.cbor.v1'
 
 /** One reading as it travels on the wire. */
 export interface WireReading {
@@ -130,6 +135,29 @@ export class ReadingSource {
       }
     }
     return json + ']}}'
+  }
+
+  /**
+   * The same batch as a binary frame: one CBOR map whose readings are RFC
+   * 8746 typed arrays (microseconds after a base, sensor codes, float64
+   * axes), as a phone's CBOR library writes it.
+   */
+  binaryFrame (batch: number): Buffer {
+    const timestamp = new Int32Array(READINGS_PER_BATCH)
+    const sensor = new Uint8Array(READINGS_PER_BATCH)
+    const xAxis = new Float64Array(READINGS_PER_BATCH)
+    const yAxis = new Float64Array(READINGS_PER_BATCH)
+    const zAxis = new Float64Array(READINGS_PER_BATCH)
+    const base = this.sampleTime(batch * SAMPLES_PER_BATCH) * 1000
+    let i = 0
+    this.forEachRow(batch, (ms, code, x, y, z) => {
+      timestamp[i] = ms * 1000 - base
+      sensor[i] = code
+      xAxis[i] = x
+      yAxis[i] = y
+      zAxis[i++] = z
+    })
+    return encodeCbor({ event: 'write_sensor_readings_batch', data: { batch_id: batch, sensor_readings: { timestampBase: base, timestamp, sensor, xAxis, yAxis, zAxis } } })
   }
 
   /** Calls fn for every reading of the batch, in frame order, with numeric values. */

@@ -18,9 +18,10 @@ function servicePhaseRow (phase: ServicePhaseResult, result: BenchResult): strin
   const limit = result.limit?.readingsPerSecond
   const naive = result.naive?.readingsPerSecond
   const latency = phase.ackLatencyMs
-  const label = phase.mode === 'realtime'
+  const frames = result.options.frames === 'binary' ? 'binary CBOR frames' : `JSON frames, ${result.options.timestampFormat} timestamps`
+  const label = (phase.mode === 'realtime'
     ? `service, real time: ${int(phase.phones)} phones x ${phase.seconds} s, offered ${int(phase.offeredReadingsPerSecond ?? 0)}/s${phase.keptUp ? ' (kept up)' : ' (FELL BEHIND)'}`
-    : `service, flood: ${int(phase.phones)} phones x ${phase.seconds} s`
+    : `service, flood: ${int(phase.phones)} phones x ${phase.seconds} s`) + `, ${frames}`
   return [
     label,
     int(phase.readingsAcked),

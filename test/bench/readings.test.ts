@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { BinaryRowWriter, BINARY_ROW_BYTES, binaryHeader } from '../../bench/binary-copy.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, ReadingSource, SENSORS } from '../../bench/readings.js'
 import { summarizeLatencies } from '../../bench/stats.js'
+import { validateBatch } from '../../src/ingest/batch-validation.js'
+import { decodeBinaryBatch } from '../../src/ingest/binary-batch-frame.js'
 
 describe('ReadingSource', () => {
   const source = new ReadingSource({ startMs: Date.UTC(2025, 0, 1), seed: 7 })
@@ -49,6 +51,16 @@ describe('ReadingSource', () => {
       expect(frame).toEqual({ event: 'write_sensor_readings_batch', data: { batch_id: 3, sensor_readings: source.readings(3, format) } })
     }
     expect(source.readings(0, 'iso')[0]!.timestamp).toBe('2025-01-01T00:00:00.000Z')
+  })
+
+  it('builds a binary frame that the server reads as the same readings as the JSON frame', () => {
+    const recent = new ReadingSource({ startMs: Date.now() - 3600_000, seed: 7 })
+    const decoded = decodeBinaryBatch(recent.binaryFrame(3))
+    if (!decoded.ok) throw new Error(JSON.stringify(decoded))
+    expect(decoded.batchId).toBe(3)
+    const binary = validateBatch(1, decoded.readings, READINGS_PER_BATCH)
+    expect(binary.ok).toBe(true)
+    expect(binary).toEqual(validateBatch(1, JSON.parse(recent.frame(3, 'iso')).data.sensor_readings, READINGS_PER_BATCH))
   })
 
   it('gives forEachRow the same rows as the frame, with sensor indexes', () => {
