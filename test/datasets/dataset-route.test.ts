@@ -150,4 +150,22 @@ describe('GET /datasets/export', () => {
     await waitFor(async () => await runningCopies() === 0, 5000)
     await waitFor(async () => (await app.inject({ method: 'GET', url: `/datasets/export?sessions=${small}`, headers: bearer(admin.token) })).statusCode === 200, 5000)
   })
+
+  it('survives losing its database connection mid-export: the download is cut, the slot freed, the service unharmed', async () => {
+    const response = await start(`sessions=${big}&layout=wide&format=parquet`, admin.token)
+    expect(response.statusCode).toBe(200)
+    await waitFor(async () => await runningCopies() === 1)
+    await observer.query(`select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and query like 'copy (%'`)
+    const complete = await new Promise<boolean>(resolve => {
+      response.on('data', () => {})
+      response.once('end', () => resolve(response.complete))
+      response.once('error', () => resolve(false))
+      response.once('close', () => resolve(response.complete))
+      response.resume()
+    })
+    expect(complete).toBe(false)
+    await waitFor(async () => (await app.inject({ method: 'GET', url: `/datasets/export?sessions=${small}`, headers: bearer(admin.token) })).statusCode === 200, 5000)
+    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+  })
 })
