@@ -14,7 +14,7 @@ import { runLoad } from './load.js'
 import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
-import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type TimestampFormat } from './readings.js'
+import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type FrameFormat, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
 import { summarizeLatencies, type LatencySummary } from './stats.js'
 import { verifySessions, type Verification } from './verify.js'
@@ -39,6 +39,8 @@ export interface BenchOptions {
   /** Generator processes the phones are spread over. */
   workers: number
   timestampFormat: TimestampFormat
+  /** Phones send batches as JSON text or binary CBOR frames. */
+  frames: FrameFormat
   /** Phones log in with POST /auth/login; false: they use tokens issued in the database. */
   login: boolean
   baselines: boolean
@@ -82,6 +84,7 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     window: 8,
     workers: Math.min(4, Math.max(2, os.availableParallelism())),
     timestampFormat: 'epoch',
+    frames: 'json',
     login: true,
     baselines: true,
     naiveMaxRows: 1_500_000,
@@ -375,6 +378,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
       window: options.window,
       workers: options.workers,
       timestampFormat: options.timestampFormat,
+      frames: options.frames,
       login: options.login,
       baseUrl: server.baseUrl,
       wsUrl: server.wsUrl,

@@ -17,6 +17,7 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --window N                  unacknowledged batches per phone (default 8)
   --workers N                 generator processes (default 2-4)
   --timestamps epoch|iso      reading timestamp format on the wire (default epoch)
+  --frames json|binary        batches as JSON text or binary CBOR frames (default json)
   --preissued-tokens          phones skip POST /auth/login
   --skip-baselines            no binary COPY / INSERT baselines
   --baseline-rows N           baseline size (default: readings acked in flood)
@@ -59,6 +60,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       window: { type: 'string' },
       workers: { type: 'string' },
       timestamps: { type: 'string' },
+      frames: { type: 'string' },
       'preissued-tokens': { type: 'boolean' },
       'skip-baselines': { type: 'boolean' },
       'baseline-rows': { type: 'string' },
@@ -92,6 +94,8 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
   }
   const timestamps = values.timestamps ?? 'epoch'
   if (timestamps !== 'epoch' && timestamps !== 'iso') throw new Error(`--timestamps must be epoch or iso, got ${timestamps}`)
+  const frames = values.frames ?? 'json'
+  if (frames !== 'json' && frames !== 'binary') throw new Error(`--frames must be json or binary, got ${frames}`)
   const serverEnv: Record<string, string> = {}
   for (const pair of values['server-env'] ?? []) {
     const at = pair.indexOf('=')
@@ -103,6 +107,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
     realtime: size('realtime'),
     flood: size('flood'),
     timestampFormat: timestamps,
+    frames,
     login: !values['preissued-tokens'],
     baselines: !values['skip-baselines'],
     serverEnv,
