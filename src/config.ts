@@ -60,8 +60,6 @@ export const envSchema = z.object({
   WS_PING_INTERVAL_MS: int(100).default(30_000),
   WS_MAX_INFLIGHT_BATCHES: int(1, 1000).default(16),
 
-  INGEST_WRITERS: int(1, 64).default(2),
-  INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
   PUSH_MAX_READINGS: int(1, 100_000).default(5000),
   PUSH_MAX_INFLIGHT_PER_USER: int(1, 1000).default(4),
   MQTT_URL: optionalText.pipe(z.url({ protocol: /^(mqtts?|wss?)$/, error: 'an mqtt://, mqtts://, ws:// or wss:// URL' }).optional()),
@@ -72,6 +70,8 @@ export const envSchema = z.object({
   MQTT_SESSION_EXPIRY_SECONDS: int(0, 4_294_967_295).default(3600),
   MQTT_MAX_INFLIGHT: int(1, 65_535).default(64),
 
+  INGEST_WRITERS: int(1, 64).default(2),
+  INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 

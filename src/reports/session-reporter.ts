@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js'
 import type { EndedSession } from '../db/session-lifecycle.js'
-import { computePendingReports, ensureSessionReport, type EnsureReportResult, type ReportOptions } from '../db/session-reports-repository.js'
+import { computePendingReports, ensureSessionReport, type EnsureReportResult, type ReportOptions } from './report-store.js'
 import type { Log } from '../logger.js'
 import { PriorityLimit } from '../priority-limit.js'
 import type { ReportSummary } from '../schemas/session-report.js'
