@@ -20,34 +20,52 @@ export interface EncodableReading {
   z: number
 }
 
+/** Where a row's values start: after the field count and each value's length word. */
+const TS_AT = 2 + 4 + 8 + 4
+const SENSOR_AT = TS_AT + 8 + 4
+const X_AT = SENSOR_AT + 2 + 4
+const Y_AT = X_AT + 8 + 4
+const Z_AT = Y_AT + 8 + 4
+
+/** A row with its field count, length words and session id in place, and zeros for the values. */
+function rowTemplate (sessionId: number): Buffer {
+  const row = Buffer.alloc(ROW_BYTES)
+  const sessionHigh = Math.floor(sessionId / TWO_POW_32)
+  row.writeInt16BE(6, 0)
+  row.writeInt32BE(8, 2)
+  row.writeUInt32BE(sessionHigh, 6)
+  row.writeUInt32BE(sessionId - sessionHigh * TWO_POW_32, 10)
+  row.writeInt32BE(8, TS_AT - 4)
+  row.writeInt32BE(2, SENSOR_AT - 4)
+  row.writeInt32BE(8, X_AT - 4)
+  row.writeInt32BE(8, Y_AT - 4)
+  row.writeInt32BE(8, Z_AT - 4)
+  return row
+}
+
 /**
  * Writes rows of one session into a buffer sized for them, row by row: the
  * validator encodes while it checks, without building intermediate objects.
+ * Every row of a batch shares its field count, length words and session id,
+ * so the buffer is filled with them at once and a row writes only its five
+ * values, through a DataView: a third of the writes, each without Buffer's
+ * bounds and argument checks.
  */
 export function copyRowWriter (buffer: Buffer, sessionId: number) {
-  const sessionHigh = Math.floor(sessionId / TWO_POW_32)
-  const sessionLow = sessionId - sessionHigh * TWO_POW_32
+  buffer.fill(rowTemplate(sessionId))
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength)
   return {
     write (row: number, timestampMicros: number, sensor: number, x: number, y: number, z: number): void {
-      let offset = row * ROW_BYTES
-      offset = buffer.writeInt16BE(6, offset)
-      offset = buffer.writeInt32BE(8, offset)
-      offset = buffer.writeUInt32BE(sessionHigh, offset)
-      offset = buffer.writeUInt32BE(sessionLow, offset)
+      const offset = row * ROW_BYTES
       // Readings are validated to lie after 2000-01-01, so the value is positive and splits cleanly.
       const ts = timestampMicros - PG_EPOCH_MICROS
       const tsHigh = Math.floor(ts / TWO_POW_32)
-      offset = buffer.writeInt32BE(8, offset)
-      offset = buffer.writeInt32BE(tsHigh, offset)
-      offset = buffer.writeUInt32BE(ts - tsHigh * TWO_POW_32, offset)
-      offset = buffer.writeInt32BE(2, offset)
-      offset = buffer.writeInt16BE(sensor, offset)
-      offset = buffer.writeInt32BE(8, offset)
-      offset = buffer.writeDoubleBE(x, offset)
-      offset = buffer.writeInt32BE(8, offset)
-      offset = buffer.writeDoubleBE(y, offset)
-      offset = buffer.writeInt32BE(8, offset)
-      buffer.writeDoubleBE(z, offset)
+      view.setInt32(offset + TS_AT, tsHigh)
+      view.setUint32(offset + TS_AT + 4, ts - tsHigh * TWO_POW_32)
+      view.setInt16(offset + SENSOR_AT, sensor)
+      view.setFloat64(offset + X_AT, x)
+      view.setFloat64(offset + Y_AT, y)
+      view.setFloat64(offset + Z_AT, z)
     }
   }
 }
