@@ -31,6 +31,7 @@ import metricsRoutes from './routes/metrics.js'
 import readingsRoutes from './routes/readings.js'
 import readingsSummaryRoutes from './routes/readings-summary.js'
 import sensorLoggerRoutes from './routes/sensor-logger.js'
+import sessionExportRoutes from './routes/session-export.js'
 import sessionsRoutes from './routes/sessions.js'
 import usersRoutes from './routes/users.js'
 import wsRoutes from './routes/ws.js'
@@ -133,6 +134,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(labelsRoutes)
   await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
+  await app.register(sessionExportRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
   // At most half the export connections go to dataset exports: CSV downloads keep the rest.
   await app.register(datasetsRoutes, {

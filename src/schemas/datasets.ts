@@ -15,23 +15,36 @@ const idList = z.string().max(20_000).transform((text, ctx) => {
 const labelName = /^[a-z][a-z0-9_]{0,39}$/
 
 /**
- * GET /datasets/export and `motion-ingest dataset export`: which sessions,
- * and how their readings are laid out. The CLI turns its options into these
- * fields and parses them with this schema, so both check them alike.
+ * How a session's file is laid out: the fields GET /datasets/export and
+ * GET /sessions/:id/export share, so both take the same values with the
+ * same defaults.
  */
-export const datasetExportQuery = z.object({
+const fileShape = {
   layout: z.enum(['long', 'wide', 'windows']).default('wide')
     .describe('long: the readings as stored (timestamp,sensor,x,y,z); wide: one row per instant of a fixed grid; windows: fixed-length windows of the grid'),
   format: z.enum(['csv', 'parquet']).default('csv').describe('CSV (exact doubles), or Parquet (zstd, typed columns)'),
   rate: z.coerce.number().positive().max(1000).optional()
-    .describe('grid rate in Hz (wide, windows); default: the lowest declared (metadata.sampleRateHz) or median rate of the sessions'),
+    .describe('grid rate in Hz (wide, windows); default: the lowest declared (metadata.sampleRateHz) or median rate of the sessions (of one session: its own)'),
   window: z.string().max(20).default('2.56s')
     .refine(text => /^\s*\d+(\.\d+)?\s*(s|ms)?\s*$/.test(text) && Number.parseFloat(text) > 0, 'a length such as 2.56s or 2560ms')
     .transform(text => Number.parseFloat(text) / (text.trim().endsWith('ms') ? 1000 : 1))
     .describe('window length (windows layout), e.g. 2.56s'),
   overlap: z.coerce.number().min(0).lt(1).default(0.5).describe('share of a window the next one overlaps'),
   purity: z.coerce.number().gt(0.5).max(1).default(0.8)
-    .describe('a window is kept when its most common label (unlabelled counting as one) holds at least this share of its samples'),
+    .describe('a window is kept when its most common label (unlabelled counting as one) holds at least this share of its samples')
+}
+
+/** GET /sessions/:id/export: one session's file in a dataset's layout and format. */
+export const sessionExportQuery = z.object(fileShape)
+export type SessionExportQuery = z.infer<typeof sessionExportQuery>
+
+/**
+ * GET /datasets/export and `motion-ingest dataset export`: which sessions,
+ * and how their readings are laid out. The CLI turns its options into these
+ * fields and parses them with this schema, so both check them alike.
+ */
+export const datasetExportQuery = z.object({
+  ...fileShape,
   split: z.string().max(100).optional()
     .transform((text, ctx) => {
       if (text === undefined) return undefined
