@@ -232,7 +232,15 @@ const ROWS: Row[] = [
   },
   // The web page: a redirect to /app/, whatever the caller.
   { route: 'GET /', request: () => ({ method: 'GET', url: '/' }), expect: [302, 302, 302, 302, 302] },
-  { route: 'GET /app', request: () => ({ method: 'GET', url: '/app' }), expect: [302, 302, 302, 302, 302] }
+  { route: 'GET /app', request: () => ({ method: 'GET', url: '/app' }), expect: [302, 302, 302, 302, 302] },
+  {
+    route: 'GET /sessions/:id/export',
+    request: async f => {
+      await endWithReadings(f)
+      return { method: 'GET', url: `/sessions/${f.session.id}/export?layout=wide&format=parquet` }
+    },
+    expect: [401, 401, 200, 404, 200]
+  }
 ]
 
 /** A WebSocket upgrade: 101 when the socket opens, else the refusal's status and body. */
