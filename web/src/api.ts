@@ -87,16 +87,22 @@ export function query (values: Record<string, string | number | boolean | undefi
   return text ? `?${text}` : ''
 }
 
+/** The name a Content-Disposition header gives the file (`attachment; filename="session-12.csv"`), if any. */
+function attachmentName (response: Response): string | undefined {
+  return /filename="([^"]+)"/.exec(response.headers.get('content-disposition') ?? '')?.[1]
+}
+
 /**
  * Downloads a file through fetch, so the token goes in the header as for
- * every call, then hands the bytes to the browser as a file.
+ * every call, then hands the bytes to the browser as a file, under the name
+ * the server gives it (it knows the grid rate it chose), else `filename`.
  */
 export async function download (path: string, filename: string): Promise<void> {
   const response = await request('GET', path)
   const url = URL.createObjectURL(await response.blob())
   const link = document.createElement('a')
   link.href = url
-  link.download = filename
+  link.download = attachmentName(response) ?? filename
   document.body.append(link)
   link.click()
   link.remove()

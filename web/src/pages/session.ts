@@ -8,7 +8,8 @@ import { problemText, verdictBadge } from '../verdict.js'
 /**
  * One session: what it is, its completeness report, a plot of every sensor
  * with zoom (each zoom asks the server for the visible range), gaps and
- * labels; labelling by dragging; flagging; the CSV.
+ * labels; labelling by dragging; flagging; the CSV, and once it has ended
+ * its training-set files (wide CSV and Parquet, windows Parquet).
  */
 export function sessionPage (id: number): { element: HTMLElement, dispose: () => void } {
   const status = h('p', { class: 'status', role: 'status' })
@@ -148,15 +149,27 @@ export function sessionPage (id: number): { element: HTMLElement, dispose: () =>
       ? h('button', { type: 'button', class: 'secondary', id: 'unflag', onclick: () => { patch({ flaggedIncorrect: false }) } }, 'Unflag')
       : h('form', { class: 'inline-form', onsubmit: (event: Event) => { event.preventDefault(); patch({ flaggedIncorrect: true, flagReason: reason.value }) } },
         reason, h('button', { type: 'submit', class: 'secondary', id: 'flag' }, 'Flag'))
+    /** `what` names the file in the status line; the training-set files are secondary buttons beside the CSV. */
+    const downloadButton = (buttonId: string, path: string, filename: string, text: string, what = text) => h('button', {
+      type: 'button',
+      id: buttonId,
+      class: buttonId === 'download-csv' ? undefined : 'secondary',
+      onclick: () => {
+        status.textContent = 'Downloading…'
+        download(path, filename).then(() => { status.textContent = `${what} downloaded.` }, (err: Error) => { status.textContent = err.message })
+      }
+    }, text)
+    // The training-set files (docs/datasets.md) are laid out once the session has ended.
+    const trainingFiles = session.destroyedAt
+      ? [
+          downloadButton('download-wide-csv', `/sessions/${id}/export?layout=wide&format=csv`, `session-${id}-wide.csv`, 'Wide CSV'),
+          downloadButton('download-wide-parquet', `/sessions/${id}/export?layout=wide&format=parquet`, `session-${id}-wide.parquet`, 'Wide Parquet'),
+          downloadButton('download-windows-parquet', `/sessions/${id}/export?layout=windows&format=parquet`, `session-${id}-windows.parquet`, 'Windows Parquet')
+        ]
+      : []
     fill(actions,
-      h('button', {
-        type: 'button',
-        id: 'download-csv',
-        onclick: () => {
-          status.textContent = 'Downloading…'
-          download(`/sessions/${id}/readings.csv`, `session-${id}.csv`).then(() => { status.textContent = 'CSV downloaded.' }, (err: Error) => { status.textContent = err.message })
-        }
-      }, 'Download CSV'),
+      downloadButton('download-csv', `/sessions/${id}/readings.csv`, `session-${id}.csv`, 'Download CSV', 'CSV'),
+      ...trainingFiles,
       flagForm,
       auth.user?.role === 'ADMIN' && !session.destroyedAt
         ? h('button', { type: 'button', class: 'danger', onclick: () => { api<Session>('POST', `/sessions/${id}/end`).then(renderAll, (err: Error) => { status.textContent = err.message }) } }, 'End session')
