@@ -143,9 +143,11 @@ export function checkReport (report: SessionReport, plan: ReportSessionPlan): st
   expect('batches', report.batches, {
     written: plan.batches - 1,
     highestBatchId: plan.batches - 1,
+    firstBatchId: 0,
     lost: 1,
     lostRanges: [[plan.lostBatch, plan.lostBatch]],
-    lostRangesTruncated: false
+    lostRangesTruncated: false,
+    conflictingResends: 0
   })
   expect('clock.batches', report.clock.batches, plan.batches - 1)
   // Received 150..230 ms after the batch's last sample: the offset is that delay, negative.

@@ -234,9 +234,11 @@ describe('hostile frames on the recording socket', () => {
 
 // ---------------------------------------------------------------- REST
 
+// A bare '..' or '.' never reaches a route as a parameter: clients (and inject) resolve the dot segment
+// first, so /sessions/.. is a request for / (the web page's redirect). Their encoded forms do reach it.
 const pathParam = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom('0', '-1', '1.5', '1e3', 'NaN', 'Infinity', '9007199254740993', '99999999999999999999999', ' 1', '0x1', '%00', '..', '%2e%2e%2f'),
+  fc.string({ unit: 'binary', maxLength: 40 }).filter(text => text !== '.' && text !== '..'),
+  fc.constantFrom('0', '-1', '1.5', '1e3', 'NaN', 'Infinity', '9007199254740993', '99999999999999999999999', ' 1', '0x1', '%00', '%2e%2e', '%2e%2e%2f'),
   fc.integer({ min: 1_000_000, max: 2 ** 31 }).map(String)
 ).filter(text => !protectedUserIds.has(Number(text))).map(encodeURIComponent)
 /** Session ids: mostly ones that exist (the socket tests above created them), so the handlers get past "not found". */
