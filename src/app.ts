@@ -3,6 +3,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import type { Config } from './config.js'
 import { clientErrorHandler, frameworkErrors } from './framework-errors.js'
 import { combineIngestObservers } from './ingest/observers.js'
+import { PerUserExportLimit } from './export-limit.js'
 import { httpServerFactory } from './http-server.js'
 import { loggerOptions } from './logger.js'
 import { ingestMetricsObserver, integrityAuditMetricsObserver, mqttMetricsObserver, pushMetricsObserver, recordingMetricsObserver, reportMetricsObserver } from './metrics-observers.js'
@@ -133,8 +134,10 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(sensorLoggerRoutes, { observer: pushMetricsObserver(app.metrics) })
   await app.register(sessionsRoutes, { metadataMaxBytes: config.sessions.metadataMaxBytes })
   await app.register(labelsRoutes)
-  await app.register(readingsRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
-  await app.register(sessionExportRoutes, { maxExportsPerUser: config.exports.maxPerUser, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
+  // One count of each user's running downloads, whichever route serves them.
+  const exportLimit = new PerUserExportLimit(config.exports.maxPerUser)
+  await app.register(readingsRoutes, { exportLimit, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
+  await app.register(sessionExportRoutes, { exportLimit, exportIdleTimeoutMs: config.exports.idleTimeoutMs })
   await app.register(liveRoutes, { maxStreamSeconds: 900, heartbeatMs: 15_000 })
   // At most half the export connections go to dataset exports: CSV downloads keep the rest.
   await app.register(datasetsRoutes, {

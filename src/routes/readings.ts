@@ -4,23 +4,17 @@ import { serializerCompiler, type FastifyPluginAsyncZod } from 'fastify-type-pro
 import { ExportPoolBusyError } from '../db/export-pool.js'
 import { openReadingsCsv } from '../db/readings-export.js'
 import { findReadingsPage } from '../db/readings-repository.js'
-import { PerUserExportLimit } from '../export-limit.js'
+import type { PerUserExportLimit } from '../export-limit.js'
+import { refuseExport } from './export-refusal.js'
 import { errorResponse, idParam } from '../schemas/common.js'
 import { encodeReadingsCursor, readingsPage, readingsQuery, stringifyReadingsPage, type ReadingsPageOutput } from '../schemas/readings.js'
 import { findVisibleSession } from './session-access.js'
 
 export interface ReadingsRoutesOptions {
-  /** Exports (CSV downloads and JSON pages) one user may run at once; past it, 429. */
-  maxExportsPerUser: number
+  /** The user's export slots, shared by every download route: past them, 429. */
+  exportLimit: PerUserExportLimit
   /** A CSV download whose reader takes nothing for this long is aborted and its connection freed. */
   exportIdleTimeoutMs: number
-}
-
-// Long enough for a running export to make way, short enough that a script's retry is not idle for long.
-const RETRY_AFTER_SECONDS = 5
-
-function refuse (reply: FastifyReply, statusCode: 429 | 503, error: string, message: string) {
-  return reply.code(statusCode).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error, message })
 }
 
 /** The zod serializers, except that a page keeps an axis of -0 (JSON.stringify writes 0; the CSV keeps the sign). */
@@ -36,7 +30,7 @@ const readingsPageSerializer: FastifySerializerCompiler<unknown> = route => {
  * pool (503 once none comes free within EXPORT_POOL_WAIT_MS).
  */
 const readingsRoutes: FastifyPluginAsyncZod<ReadingsRoutesOptions> = async (fastify, options) => {
-  const perUser = new PerUserExportLimit(options.maxExportsPerUser)
+  const perUser = options.exportLimit
   const runningDownloads = new Set<Readable>()
   // A download's reader may never finish; shutdown ends the downloads rather than wait for
   // them (the export pool would keep close() waiting until their idle timeout).
@@ -48,14 +42,14 @@ const readingsRoutes: FastifyPluginAsyncZod<ReadingsRoutesOptions> = async (fast
   function claimExportSlot (request: FastifyRequest, reply: FastifyReply): (() => void) | undefined {
     const release = perUser.tryAcquire((request.auth as NonNullable<typeof request.auth>).userId)
     if (!release) {
-      refuse(reply, 429, 'TOO_MANY_EXPORTS',
+      refuseExport(reply, 429, 'TOO_MANY_EXPORTS',
         `At most ${perUser.maxPerUser} exports per user may run at once; retry when one has finished`)
     }
     return release
   }
 
   const exportsBusy = (reply: FastifyReply) =>
-    refuse(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
+    refuseExport(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
 
   fastify.get('/sessions/:id/readings', {
     onRequest: fastify.authenticate,

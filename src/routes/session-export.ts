@@ -1,6 +1,5 @@
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { sessionLabelSource } from '../datasets/label-source.js'
 import { MAX_SESSION_WINDOW_SAMPLES, planSessionFile, sessionFileContent, type SessionFilePlan } from '../datasets/session-file.js'
@@ -8,7 +7,8 @@ import { DatasetConnection } from '../db/dataset-readings.js'
 import { isStatementTimeout } from '../db/errors.js'
 import { ExportPoolBusyError } from '../db/export-pool.js'
 import { AppError, conflict, notFound } from '../errors.js'
-import { PerUserExportLimit } from '../export-limit.js'
+import type { PerUserExportLimit } from '../export-limit.js'
+import { refuseExport } from './export-refusal.js'
 import { SessionLabels } from '../labels/session-labels.js'
 import { idParam } from '../schemas/common.js'
 import { sessionExportQuery } from '../schemas/datasets.js'
@@ -17,17 +17,10 @@ import { SERVICE_VERSION } from '../version.js'
 import { findVisibleSession } from './session-access.js'
 
 export interface SessionExportRoutesOptions {
-  /** Downloads one user may run at once; past it, 429. */
-  maxExportsPerUser: number
+  /** The user's export slots, shared by every download route: past them, 429. */
+  exportLimit: PerUserExportLimit
   /** A download whose reader takes nothing for this long is aborted and its connection freed. */
   exportIdleTimeoutMs: number
-}
-
-// As readings.csv: long enough for a running export to make way, short enough for a script's retry.
-const RETRY_AFTER_SECONDS = 5
-
-function refuse (reply: FastifyReply, statusCode: 429 | 503, error: string, message: string) {
-  return reply.code(statusCode).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error, message })
 }
 
 /** The refusal for a session that has no file to give; undefined when it has one. */
@@ -50,7 +43,7 @@ function refusalOf (result: SessionFilePlan, id: number): AppError | undefined {
  * free), and the idle timeout that ends a download nobody reads.
  */
 const sessionExportRoutes: FastifyPluginAsyncZod<SessionExportRoutesOptions> = async (fastify, options) => {
-  const perUser = new PerUserExportLimit(options.maxExportsPerUser)
+  const perUser = options.exportLimit
   const labels = sessionLabelSource(new SessionLabels(fastify.db))
   const running = new Set<() => void>()
   // Shutdown ends running downloads rather than wait for their readers.
@@ -73,7 +66,7 @@ const sessionExportRoutes: FastifyPluginAsyncZod<SessionExportRoutesOptions> = a
     const { id } = request.params
     const release = perUser.tryAcquire((request.auth as NonNullable<typeof request.auth>).userId)
     if (!release) {
-      return refuse(reply, 429, 'TOO_MANY_EXPORTS', `At most ${perUser.maxPerUser} exports per user may run at once; retry when one has finished`)
+      return refuseExport(reply, 429, 'TOO_MANY_EXPORTS', `At most ${perUser.maxPerUser} exports per user may run at once; retry when one has finished`)
     }
     let connection: DatasetConnection
     let planned: Extract<SessionFilePlan, { status: 'ready' }>
@@ -97,7 +90,7 @@ const sessionExportRoutes: FastifyPluginAsyncZod<SessionExportRoutesOptions> = a
       connection = await DatasetConnection.open(fastify.exportPool, request.log)
     } catch (err) {
       release()
-      if (err instanceof ExportPoolBusyError) return refuse(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
+      if (err instanceof ExportPoolBusyError) return refuseExport(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
       throw err
     }
 

@@ -194,7 +194,7 @@ describe('GET /sessions/:id/export', () => {
     expect(none.json().error).toBe('NO_READINGS')
   })
 
-  it('takes one of the user\'s export slots (429 past EXPORT_MAX_PER_USER), and ends a stalled download at the idle timeout', async () => {
+  it('takes one of the user\'s export slots, shared with readings.csv (429 past EXPORT_MAX_PER_USER), and ends a stalled download at the idle timeout', async () => {
     const stalled = await start(`/sessions/${big}/export?layout=long`, hoarder.token)
     expect(stalled.statusCode).toBe(200)
     expect(stalled.headers['content-type']).toBe('text/csv; charset=utf-8')
@@ -203,6 +203,10 @@ describe('GET /sessions/:id/export', () => {
     expect(second.statusCode).toBe(429)
     expect(second.headers['retry-after']).toBe('5')
     expect(JSON.parse((await bodyOf(second)).toString())).toMatchObject({ error: 'TOO_MANY_EXPORTS' })
+    // The slots are the user's, whichever download route holds them: the CSV route counts this one too.
+    const csv = await start(`/sessions/${big}/readings.csv`, hoarder.token)
+    expect(csv.statusCode).toBe(429)
+    await bodyOf(csv)
     // Everyone else is served meanwhile.
     expect((await get(`/sessions/${small}/export?rate=50`, owner.token)).statusCode).toBe(200)
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
