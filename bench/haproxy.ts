@@ -36,6 +36,9 @@ export function findHaproxy (): string | undefined {
   return [...onPath, ...CANDIDATES].find(executable)
 }
 
+/** HAProxy is not installed and this process may not install it; the message says how. */
+export class HaproxyMissingError extends Error {}
+
 /**
  * The haproxy binary; when missing, installs Debian's package if this process
  * is root (apt-get update first when the package lists are stale), else fails
@@ -44,7 +47,7 @@ export function findHaproxy (): string | undefined {
 export async function ensureHaproxy (say: (line: string) => void): Promise<string> {
   const found = findHaproxy()
   if (found) return found
-  if (process.getuid?.() !== 0) throw new Error(`HAProxy is not installed. Install it with: sudo ${INSTALL_COMMAND}`)
+  if (process.getuid?.() !== 0) throw new HaproxyMissingError(`HAProxy is not installed. Install it with: sudo ${INSTALL_COMMAND}`)
   say(`HAProxy is not installed; running ${INSTALL_COMMAND}...`)
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
   try {

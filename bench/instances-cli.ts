@@ -4,6 +4,7 @@
  * comparison, prints it and writes the JSON.
  */
 import { defaultBenchOptions, type BenchOptions } from './bench.js'
+import { HaproxyMissingError } from './haproxy.js'
 import { runInstancesBench } from './instances.js'
 import { formatInstancesReport, writeInstancesJson } from './instances-report.js'
 import type { PhoneMode } from './phone.js'
@@ -74,7 +75,14 @@ export async function instancesMain (argv: string[], parseCommandLine: (argv: st
     console.error(`${(err as Error).message}\n\n${help}`)
     return 2
   }
-  const result = await runInstancesBench({ instances, killAtSeconds, mode, phones, seconds, bench })
+  let result
+  try {
+    result = await runInstancesBench({ instances, killAtSeconds, mode, phones, seconds, bench })
+  } catch (err) {
+    if (!(err instanceof HaproxyMissingError)) throw err
+    console.error(err.message)
+    return 2
+  }
   console.log(`\n${formatInstancesReport(result)}\n`)
   const file = await writeInstancesJson(result, bench.resultsDir, bench.stamp)
   console.log(`JSON: ${file}`)
