@@ -24,6 +24,8 @@ export class IngestPipeline {
   private readonly sinks: BatchSink[]
   private readonly maxBufferedReadings: number
   private buffered = 0
+  /** Readings of a recent batch: how much one woken transport is expected to bring. */
+  private typicalBatchReadings = 1
   private readonly drainWaiters = new Set<() => void>()
   private closed = false
   /** Sessions with batches not yet answered, and the committer those batches are in. */
@@ -58,6 +60,7 @@ export class IngestPipeline {
   submit (batch: PendingBatch): Promise<BatchOutcome> {
     if (this.closed) return Promise.resolve({ status: 'storage_unavailable', message: 'the server is shutting down' })
     this.buffered += batch.readingCount
+    this.typicalBatchReadings = batch.readingCount
     let entry = this.unanswered.get(batch.sessionId)
     if (entry) entry.batches++
     else this.unanswered.set(batch.sessionId, entry = { committer: this.pickCommitter(), batches: 1 })
@@ -104,11 +107,24 @@ export class IngestPipeline {
     await Promise.all(this.sinks.map(sink => sink.close()))
   }
 
+  /**
+   * Wakes paused transports, oldest first, only as many as the freed room
+   * takes at a batch each. A woken socket delivers every frame its last read
+   * holds (several binary batches), so waking all of them at once, a
+   * thousand phones under overload, overshot the bound by a batch or more a
+   * socket, and memory grew with the number of phones. While readings are
+   * held a later release wakes the next ones; with none held nothing would,
+   * so then every waiter is woken.
+   */
   private release (rows: number): void {
     this.buffered -= rows
     if (this.saturated || this.drainWaiters.size === 0) return
-    const waiters = [...this.drainWaiters]
-    this.drainWaiters.clear()
-    for (const waiter of waiters) waiter()
+    let room = this.maxBufferedReadings - this.buffered
+    for (const waiter of this.drainWaiters) {
+      if (room <= 0 && this.buffered > 0) break
+      this.drainWaiters.delete(waiter)
+      room -= this.typicalBatchReadings
+      waiter()
+    }
   }
 }

@@ -189,6 +189,58 @@ describe('IngestPipeline', () => {
     expect(pipeline.bufferedReadings).toBe(0)
   })
 
+  it('wakes paused transports only as the room freed takes them, oldest first, and all once nothing is held', async () => {
+    const { pipeline, sink } = setup({ maxBufferedReadings: 30 })
+    sink.open(1)
+    sink.open(2)
+    let release!: () => void
+    sink.gate = new Promise(resolve => { release = resolve })
+    // Session 1's batch is committing (gated) while session 2's three wait behind it: 40 readings held.
+    const first = pipeline.submit(batch(1, 0))
+    const queued = [pipeline.submit(batch(2, 0)), pipeline.submit(batch(2, 1)), pipeline.submit(batch(2, 2))]
+    expect(pipeline.saturated).toBe(true)
+    const woken: number[] = []
+    for (let i = 0; i < 5; i++) pipeline.onceDrained(() => woken.push(i))
+    release()
+    await first
+    // 10 readings settled, 30 still held: no room yet, nobody woken.
+    expect(woken).toEqual([])
+    sink.gate = new Promise(resolve => { release = resolve })
+    release()
+    await Promise.all(queued)
+    // Nothing held any more: every waiter is woken, in the order they waited.
+    expect(woken).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('wakes as many waiters as the room takes while readings are still held', async () => {
+    const { pipeline, sink } = setup({ maxBufferedReadings: 40, maxRowsPerGroup: 10 })
+    sink.open(1)
+    // Each group (one batch: maxRowsPerGroup 10) waits for its own permit.
+    const permits: Array<() => void> = []
+    const write = sink.writeGroup.bind(sink)
+    sink.writeGroup = async batches => {
+      await new Promise<void>(resolve => permits.push(resolve))
+      return await write(batches)
+    }
+    const outcomes = Array.from({ length: 5 }, (_, i) => pipeline.submit(batch(1, i)))
+    const woken: number[] = []
+    for (let i = 0; i < 6; i++) pipeline.onceDrained(() => woken.push(i))
+    const commitOne = async (which: number) => {
+      while (permits.length === 0) await new Promise(resolve => setImmediate(resolve))
+      permits.shift()!()
+      await outcomes[which]
+    }
+    await commitOne(0) // 40 held: still saturated
+    expect(woken).toEqual([])
+    await commitOne(1) // 30 held: room for one batch of 10
+    expect(woken).toEqual([0])
+    await commitOne(2) // 20 held: room for two
+    expect(woken).toEqual([0, 1, 2])
+    await commitOne(3) // 10 held: room for the other three
+    expect(woken).toEqual([0, 1, 2, 3, 4, 5])
+    await commitOne(4)
+  })
+
   it('refuses batches after close, having finished the queued ones', async () => {
     const { pipeline, sink } = setup()
     sink.open(1)
