@@ -8,7 +8,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import type { Pool } from '../src/db/pool.js'
-import type { StorageInfo } from '../src/db/storage.js'
+import type { StorageInfo } from '../src/db/startup/storage.js'
 import { expectedRealtimeBatches, latencyTimeline, scanServerLog, type BenchOptions } from './bench.js'
 import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
 import { ensureHaproxy, startHaproxy, type Haproxy, type ServerStat } from './haproxy.js'

@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { resolveDatabase, type ResolvedDatabase } from './db/resolve-database.js'
+import { resolveDatabase, type ResolvedDatabase } from './db/startup/resolve-database.js'
 import { createLogger } from './logger.js'
 
 let config: Config

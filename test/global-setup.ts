@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { TestProject } from 'vitest/node'
-import { embeddedPostgresBlockedFolder } from '../src/db/embedded-postgres.js'
+import { embeddedPostgresBlockedFolder } from '../src/db/startup/embedded-postgres.js'
 import { timescaledbOnServer } from './fixtures/timescaledb.js'
 
 /**

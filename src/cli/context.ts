@@ -1,7 +1,7 @@
 import type { Log } from '../logger.js'
 import { loadConfig, type Config } from '../config.js'
 import { createPool, type Pool } from '../db/pool.js'
-import { resolveDatabase } from '../db/resolve-database.js'
+import { resolveDatabase } from '../db/startup/resolve-database.js'
 import { createLogger } from '../logger.js'
 
 export interface CliContext {

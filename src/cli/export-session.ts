@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Log } from '../logger.js'
 import type { Pool } from '../db/pool.js'
-import { openReadingsCsv } from '../db/readings-export.js'
+import { openReadingsCsv } from '../db/readings/readings-export.js'
 import type { Session } from '../schemas/sessions.js'
 import { exportProgress } from './export-progress.js'
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { listIngestKeys, mintIngestKey, revokeIngestKey } from '../db/ingest-keys-repository.js'
-import { migrate } from '../db/migrate.js'
+import { migrate } from '../db/startup/migrate.js'
 import { createIngestKeyBody, MAX_INGEST_KEYS_PER_USER, sensorLoggerPushPath } from '../schemas/ingest-keys.js'
 import { CliError, withContext } from './run.js'
 import { formatTable } from './table.js'

@@ -1,5 +1,5 @@
 import { Command } from 'commander'
-import { migrate } from '../db/migrate.js'
+import { migrate } from '../db/startup/migrate.js'
 import { SERVICE_VERSION } from '../version.js'
 import { registerDatasetCommands } from './dataset.js'
 import { registerIngestKeyCommands } from './ingest-keys.js'

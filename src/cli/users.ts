@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { normalizePublicKey } from '../keys/public-key.js'
-import { migrate } from '../db/migrate.js'
+import { migrate } from '../db/startup/migrate.js'
 import { deleteUser, insertUser, listUsers } from '../db/users-repository.js'
 import { uniqueViolation } from '../db/errors.js'
 import { createUserBody } from '../schemas/users.js'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { ConfigError } from '../config.js'
 import { auditScopedSessions, isStatementTimeout, withAuditClient, type AuditScope } from '../db/integrity-audit.js'
-import { findSessionById } from '../db/sessions-repository.js'
+import { findSessionById } from '../db/sessions/sessions-repository.js'
 import { findUserById } from '../db/users-repository.js'
 import { describeMismatch, findMismatches, type IntegrityMismatch } from '../reports/integrity-checks.js'
 import { openCliContext, type CliContext } from './context.js'

@@ -1,4 +1,4 @@
-import { findDatasetCandidates, MAX_DATASET_SESSIONS, type DatasetCandidate, type DatasetSessionQuery } from '../db/dataset-sessions.js'
+import { findDatasetCandidates, MAX_DATASET_SESSIONS, type DatasetCandidate, type DatasetSessionQuery } from '../db/sessions/dataset-sessions.js'
 import type { Queryable } from '../db/queryable.js'
 import { intendedRates } from '../reports/build-report.js'
 import type { DatasetExportQuery } from '../schemas/datasets.js'

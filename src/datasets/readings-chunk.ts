@@ -1,7 +1,7 @@
 import { SENSORS } from '../schemas/sensors.js'
 
 /** A run of a session's readings in time order, columnar (defined beside the COPY that streams it). */
-export type { ReadingsChunk } from '../db/dataset-readings.js'
+export type { ReadingsChunk } from '../db/readings/dataset-readings.js'
 
 export const SENSOR_COUNT = SENSORS.length
 

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { migrate } from '../db/migrate.js'
+import { migrate } from '../db/startup/migrate.js'
 import { ExportPool } from '../db/export-pool.js'
 import { createPool, type Pool } from '../db/pool.js'
-import { detectStorage, type StorageInfo } from '../db/storage.js'
+import { detectStorage, type StorageInfo } from '../db/startup/storage.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

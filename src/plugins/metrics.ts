@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { countActiveSessions } from '../db/session-stats.js'
+import { countActiveSessions } from '../db/sessions/sessions-repository.js'
 import { createMetrics, type Metrics } from '../metrics.js'
 import { withTimeout } from '../timeout.js'
 

@@ -1,4 +1,4 @@
-import type { SessionState } from '../db/session-lifecycle.js'
+import type { SessionState } from '../db/sessions/session-lifecycle.js'
 import { validateBatch } from '../ingest/batch-validation.js'
 import { readingCount, type BatchReadings } from '../ingest/columnar-readings.js'
 import type { IngestPipeline } from '../ingest/pipeline.js'

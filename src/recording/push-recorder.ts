@@ -1,6 +1,6 @@
-import { findActiveSessionOrigin, findAppSessionPart, type AppSessionPart } from '../db/app-sessions.js'
+import { findActiveSessionOrigin, findAppSessionPart, type AppSessionPart } from '../db/sessions/app-sessions.js'
 import type { Queryable } from '../db/queryable.js'
-import type { SessionState } from '../db/session-lifecycle.js'
+import type { SessionState } from '../db/sessions/session-lifecycle.js'
 import type { ValidationIssue } from '../schemas/ws-events.js'
 import type { BatchIntake } from './batch-intake.js'
 import type { RecordingSessions } from './recording-sessions.js'

@@ -2,8 +2,8 @@ import type { Queryable } from '../db/queryable.js'
 import {
   createOrResumeSession, destroySession, endExpiredSessions, findActiveSession, findEndedSessions, findGoneSessions,
   type EndedSession, type SessionOrigin, type SessionState
-} from '../db/session-lifecycle.js'
-import { findSessionById } from '../db/sessions-repository.js'
+} from '../db/sessions/session-lifecycle.js'
+import { findSessionById } from '../db/sessions/sessions-repository.js'
 import { isForeignKeyViolation } from '../db/errors.js'
 import type { SessionReporter } from '../reports/session-reporter.js'
 import type { SessionMetadata } from '../schemas/sessions.js'

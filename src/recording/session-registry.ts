@@ -1,4 +1,4 @@
-import type { EndedSession } from '../db/session-lifecycle.js'
+import type { EndedSession } from '../db/sessions/session-lifecycle.js'
 
 /** What the registry needs from a connection: to be told its session ended. */
 export interface SessionHolder {

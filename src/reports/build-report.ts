@@ -4,11 +4,11 @@ import {
   type SensorReport, type SessionReport
 } from '../schemas/session-report.js'
 import { SENSORS, type SensorName } from '../schemas/sensors.js'
-import type { ClockFacts, SensorFacts, SessionFacts } from '../db/session-facts.js'
+import type { ClockFacts, SensorFacts, SessionFacts } from '../db/sessions/session-facts.js'
 import { GAP_FACTOR } from '../schemas/session-report.js'
 
-// The facts are what the database counted (src/db/session-facts.ts); the report is built from them here.
-export type { BatchFacts, ClockFacts, SensorFacts, SessionFacts, TimelineFacts } from '../db/session-facts.js'
+// The facts are what the database counted (src/db/sessions/session-facts.ts); the report is built from them here.
+export type { BatchFacts, ClockFacts, SensorFacts, SessionFacts, TimelineFacts } from '../db/sessions/session-facts.js'
 export { GAP_FACTOR }
 
 /**

@@ -1,12 +1,12 @@
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js'
-import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from '../db/session-facts.js'
+import { gatherSessionFacts, type EndedSessionRow, type FactsOptions } from '../db/sessions/session-facts.js'
 import {
   boundStatements, claimPendingReport, countFailedReportAttempt, findSessionReport, lockSessionForReport, storeSessionReport
-} from '../db/session-reports-repository.js'
+} from '../db/sessions/session-reports-repository.js'
 import { REPORT_VERSION, type SessionReport } from '../schemas/session-report.js'
 import { buildReport } from './build-report.js'
 
-export { MAX_REPORT_ATTEMPTS } from '../db/session-reports-repository.js'
+export { MAX_REPORT_ATTEMPTS } from '../db/sessions/session-reports-repository.js'
 
 /** Hooks for metrics. */
 export interface ReportObserver {

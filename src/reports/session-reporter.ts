@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js'
-import type { EndedSession } from '../db/session-lifecycle.js'
+import type { EndedSession } from '../db/sessions/session-lifecycle.js'
 import { computePendingReports, ensureSessionReport, type EnsureReportResult, type ReportOptions } from './report-store.js'
 import type { Log } from '../logger.js'
 import { PriorityLimit } from '../priority-limit.js'

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { findSessionById } from '../db/sessions-repository.js'
+import { findSessionById } from '../db/sessions/sessions-repository.js'
 import { AppError, conflict, notFound } from '../errors.js'
 import { errorResponse, idParam } from '../schemas/common.js'
 import { session } from '../schemas/sessions.js'

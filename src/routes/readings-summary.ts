@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { ExportPoolBusyError } from '../db/export-pool.js'
-import { summarizeReadings } from '../db/readings-summary.js'
+import { summarizeReadings } from '../db/readings/readings-summary.js'
 import { AppError } from '../errors.js'
 import { PerUserExportLimit } from '../export-limit.js'
 import { errorResponse, idParam } from '../schemas/common.js'

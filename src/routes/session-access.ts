@@ -1,6 +1,6 @@
 import type { TokenOwner } from '../db/access-tokens-repository.js'
 import type { Queryable } from '../db/queryable.js'
-import { findSessionById } from '../db/sessions-repository.js'
+import { findSessionById } from '../db/sessions/sessions-repository.js'
 import { notFound } from '../errors.js'
 import type { Session } from '../schemas/sessions.js'
 

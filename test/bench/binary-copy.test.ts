@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { BinaryRowWriter, binaryHeader, binaryTrailer, BINARY_ROW_BYTES } from '../../bench/binary-copy.js'
-import { COPY_HEADER, COPY_TRAILER } from '../../src/db/pg-copy-sink.js'
+import { COPY_HEADER, COPY_TRAILER } from '../../src/db/readings/pg-copy-sink.js'
 import { encodeReadings, ROW_BYTES } from '../../src/ingest/binary-copy.js'
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { migrate } from '../../src/db/migrate.js'
-import { PgCopySink } from '../../src/db/pg-copy-sink.js'
+import { migrate } from '../../src/db/startup/migrate.js'
+import { PgCopySink } from '../../src/db/readings/pg-copy-sink.js'
 import { createPool } from '../../src/db/pool.js'
 import { validateBatch } from '../../src/ingest/batch-validation.js'
 import type { PendingBatch } from '../../src/ingest/types.js'

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterAll, describe, it } from 'vitest'
 import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../fixtures/server-process.js'
 import { TcpProxy } from '../fixtures/tcp-proxy.js'
-import { embeddedPostgresBlockedFolder } from '../../src/db/embedded-postgres.js'
+import { embeddedPostgresBlockedFolder } from '../../src/db/startup/embedded-postgres.js'
 import { createTestDatabase } from '../helper.js'
 
 const databaseUrl = await createTestDatabase()

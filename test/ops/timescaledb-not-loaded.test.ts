@@ -1,7 +1,7 @@
 import pg from 'pg'
 import pino from 'pino'
 import { describe, expect, inject, it } from 'vitest'
-import { migrate, readMigrations } from '../../src/db/migrate.js'
+import { migrate, readMigrations } from '../../src/db/startup/migrate.js'
 import { createPool } from '../../src/db/pool.js'
 import { timescaledbOnServer } from '../fixtures/timescaledb.js'
 import { build, createTestDatabase } from '../helper.js'

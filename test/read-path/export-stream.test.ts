@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { CSV_HEADER } from '../../src/db/readings-export.js'
+import { CSV_HEADER } from '../../src/db/readings/readings-export.js'
 import { generateReadings, insertSession } from '../fixtures/sessions.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 

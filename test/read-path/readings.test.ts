@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import { CSV_HEADER } from '../../src/db/readings-export.js'
+import { CSV_HEADER } from '../../src/db/readings/readings-export.js'
 import { SENSORS, type SensorReadingOutput } from '../../src/schemas/readings.js'
 import { generateReadings, insertReadings, insertSession, type ReadingFixture } from '../fixtures/sessions.js'
 import { buildApp } from '../../src/app.js'

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { CSV_HEADER } from '../../src/db/readings-export.js'
+import { CSV_HEADER } from '../../src/db/readings/readings-export.js'
 import { epochMillisToMicros, formatMicros, parseIsoTimestampMicros } from '../../src/schemas/timestamps.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { TestPhone, wsUrl, type Reading } from '../ws-client.js'

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createOrResumeSession, destroySession } from '../../src/db/session-lifecycle.js'
+import { createOrResumeSession, destroySession } from '../../src/db/sessions/session-lifecycle.js'
 import { MAX_REPORT_ATTEMPTS } from '../../src/reports/report-store.js'
 import { REPORT_VERSION } from '../../src/schemas/session-report.js'
 import { bearer, build, createTestDatabase, createUserWithToken } from '../helper.js'

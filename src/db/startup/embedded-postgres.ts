@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
-import type { Log } from '../logger.js'
+import type { Log } from '../../logger.js'
 
 export interface EmbeddedDatabase {
   connectionString: string

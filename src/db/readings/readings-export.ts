@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream'
 import { to as copyTo } from 'pg-copy-streams'
-import { silentLog, type Log } from '../logger.js'
-import { watchForStall } from '../stream-stall.js'
-import type { ClientSource } from './pool.js'
+import { silentLog, type Log } from '../../logger.js'
+import { watchForStall } from '../../stream-stall.js'
+import type { ClientSource } from '../pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, READING_ORDER_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
 
 export const CSV_HEADER = 'timestamp,sensor,x,y,z'

@@ -1,5 +1,5 @@
-import type { SessionReport } from '../schemas/session-report.js'
-import type { Queryable } from './queryable.js'
+import type { SessionReport } from '../../schemas/session-report.js'
+import type { Queryable } from '../queryable.js'
 
 /** What the database can select by; the filters that need a report or the labels are applied after. */
 export interface DatasetSessionQuery {

@@ -1,6 +1,6 @@
-import type { SessionReport } from '../schemas/session-report.js'
-import type { PoolClient } from './pool.js'
-import type { Queryable } from './queryable.js'
+import type { SessionReport } from '../../schemas/session-report.js'
+import type { PoolClient } from '../pool.js'
+import type { Queryable } from '../queryable.js'
 import type { EndedSessionRow } from './session-facts.js'
 
 /** The reaper gives up on a session whose report failed this many times. */

@@ -1,5 +1,5 @@
-import type { ReadingsCursor, SensorReadingOutput } from '../schemas/readings.js'
-import { withTransaction, type ClientSource } from './pool.js'
+import type { ReadingsCursor, SensorReadingOutput } from '../../schemas/readings.js'
+import { withTransaction, type ClientSource } from '../pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
 
 export interface ReadingsPageOptions {

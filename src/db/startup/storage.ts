@@ -1,4 +1,4 @@
-import type { Pool } from './pool.js'
+import type { Pool } from '../pool.js'
 
 /** What the readings table lives on, as reported by /status and the logs. */
 export interface StorageInfo {

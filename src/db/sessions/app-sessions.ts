@@ -1,5 +1,5 @@
-import type { DestroyReason } from '../schemas/sessions.js'
-import type { Queryable } from './queryable.js'
+import type { DestroyReason } from '../../schemas/sessions.js'
+import type { Queryable } from '../queryable.js'
 
 /** The newest session recorded for one of the app's recordings (a recording outliving the TTL has several parts). */
 export interface AppSessionPart {

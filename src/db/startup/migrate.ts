@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import type { Log } from '../logger.js'
-import type { Pool, PoolClient } from './pool.js'
+import type { Log } from '../../logger.js'
+import type { Pool, PoolClient } from '../pool.js'
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url))
 
 const MIGRATION_FILE = /^(\d+)\.do\.([\w-]+)\.sql$/
 // Any constant works; it only has to be the same for every instance of the service.

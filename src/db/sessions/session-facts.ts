@@ -1,9 +1,9 @@
-import { parseIsoTimestampMicros } from '../schemas/timestamps.js'
-import type { Integrity } from '../schemas/integrity.js'
-import { GAP_FACTOR } from '../schemas/session-report.js'
-import { SENSORS, type SensorName } from '../schemas/sensors.js'
-import type { Queryable } from './queryable.js'
-import { isoTimestampSql } from './readings-sql.js'
+import { parseIsoTimestampMicros } from '../../schemas/timestamps.js'
+import type { Integrity } from '../../schemas/integrity.js'
+import { GAP_FACTOR } from '../../schemas/session-report.js'
+import { SENSORS, type SensorName } from '../../schemas/sensors.js'
+import type { Queryable } from '../queryable.js'
+import { isoTimestampSql } from '../readings/readings-sql.js'
 
 /** One sensor's figures as the database computed them; only sensors with readings have one. */
 export interface SensorFacts {

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { from as copyFrom } from 'pg-copy-streams'
-import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } from '../ingest/types.js'
-import type { Pool, PoolClient } from './pool.js'
+import { batchKey, type BatchSink, type GroupWriteResult, type PendingBatch } from '../../ingest/types.js'
+import type { Pool, PoolClient } from '../pool.js'
 
 /** The rows the ingest pipeline encodes (src/ingest/binary-copy.ts) go into readings through this statement. */
 export const COPY_READINGS_SQL = 'copy readings (session_id, ts, sensor, x, y, z) from stdin with (format binary)'

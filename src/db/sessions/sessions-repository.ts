@@ -1,8 +1,8 @@
-import type { ReportSummary } from '../schemas/session-report.js'
-import { encodeSessionCursor, type DestroyReason, type Integrity, type Session, type SessionCursor, type SessionMetadata, type SessionSort } from '../schemas/sessions.js'
-import { withTransaction, type Pool } from './pool.js'
-import type { Queryable } from './queryable.js'
-import { isoTimestampSql } from './readings-sql.js'
+import type { ReportSummary } from '../../schemas/session-report.js'
+import { encodeSessionCursor, type DestroyReason, type Integrity, type Session, type SessionCursor, type SessionMetadata, type SessionSort } from '../../schemas/sessions.js'
+import { withTransaction, type Pool } from '../pool.js'
+import type { Queryable } from '../queryable.js'
+import { isoTimestampSql } from '../readings/readings-sql.js'
 
 export interface SessionRow {
   id: number
@@ -233,11 +233,23 @@ export async function purgeFlaggedSessions (pool: Pool, ids: number[]): Promise<
   })
 }
 
-/** How many batches were written for a session and how many batch ids below the highest are missing. */
+/**
+ * How many batches were written for a session and how many batch ids are
+ * missing between its first batch id (sessions.first_batch_id, or a lower id
+ * that arrived late) and the highest: the report's lost-batch rule.
+ */
 export async function findBatchSummary (db: Queryable, id: number): Promise<{ written: number, highestBatchId: number | null, missing: number }> {
-  const { rows: [row] } = await db.query<{ written: number, highest: number | null }>(
-    'select count(*)::int as written, max(batch_id) as highest from session_batches where session_id = $1', [id])
+  const { rows: [row] } = await db.query<{ written: number, highest: number | null, base: number | null }>(
+    `select count(*)::int as written, max(batch_id) as highest,
+       least((select first_batch_id from sessions where id = $1), min(batch_id)) as base
+     from session_batches where session_id = $1`, [id])
   const written = row?.written ?? 0
   const highest = row?.highest ?? null
-  return { written, highestBatchId: highest, missing: highest === null ? 0 : highest + 1 - written }
+  return { written, highestBatchId: highest, missing: highest === null ? 0 : highest + 1 - (row?.base ?? 0) - written }
+}
+
+/** Sessions still recording, across every instance of the service. */
+export async function countActiveSessions (db: Queryable): Promise<number> {
+  const { rows: [row] } = await db.query<{ count: number }>('select count(*)::int as count from sessions where destroyed_at is null')
+  return row?.count ?? 0
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { to as copyTo } from 'pg-copy-streams'
-import { silentLog, type Log } from '../logger.js'
-import type { ClientSource, PoolClient } from './pool.js'
+import { silentLog, type Log } from '../../logger.js'
+import type { ClientSource, PoolClient } from '../pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, READING_ORDER_SQL, SENSOR_NAME_SQL, TIMESTAMP_SQL } from './readings-sql.js'
 
 /**

@@ -1,6 +1,6 @@
-import type { ReportSummary } from '../schemas/session-report.js'
-import type { DestroyReason, Integrity, SessionMetadata } from '../schemas/sessions.js'
-import type { Queryable } from './queryable.js'
+import type { ReportSummary } from '../../schemas/session-report.js'
+import type { DestroyReason, Integrity, SessionMetadata } from '../../schemas/sessions.js'
+import type { Queryable } from '../queryable.js'
 
 /** The part of a session the recording protocol talks about. */
 export interface SessionState {

@@ -1,6 +1,6 @@
-import { GAP_FACTOR } from '../schemas/session-report.js'
-import { SENSORS, type SensorName } from '../schemas/sensors.js'
-import { withTransaction, type ClientSource, type PoolClient } from './pool.js'
+import { GAP_FACTOR } from '../../schemas/session-report.js'
+import { SENSORS, type SensorName } from '../../schemas/sensors.js'
+import { withTransaction, type ClientSource, type PoolClient } from '../pool.js'
 import { EXACT_FLOAT_OUTPUT_SQL, isoTimestampSql } from './readings-sql.js'
 
 /** Readings sampled from the start of a session to estimate each sensor's median interval when it has no report yet. */

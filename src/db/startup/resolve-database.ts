@@ -1,8 +1,8 @@
-import type { Log } from '../logger.js'
-import type { Config } from '../config.js'
+import type { Log } from '../../logger.js'
+import type { Config } from '../../config.js'
 import { embeddedConnectionString, embeddedPostgresIsRunning, startEmbeddedPostgres } from './embedded-postgres.js'
 import { ensureDatabase } from './ensure-database.js'
-import { redactConnectionString } from './pool.js'
+import { redactConnectionString } from '../pool.js'
 
 export interface ResolvedDatabase {
   connectionString: string
