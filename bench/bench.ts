@@ -128,8 +128,9 @@ export interface ServicePhaseResult {
   /** RSS with every phone connected and its session created, before streaming. */
   serverRssConnectedMb: number
   serverRssAtEndMb: number
+  /** Cores busy while the phones stream (from the start to the end of producing; not the destroys and reports after). */
   cpu: CpuUsage
-  /** CPU time per acknowledged reading, in microseconds: the cost model behind the rates. */
+  /** CPU time per reading acknowledged while the phones stream, in microseconds: the cost model behind the rates. */
   cpuMicrosPerReading: { server: number, postgres: number, generator: number }
   generatorEventLoopUtilization: number[]
   retries: number
@@ -365,6 +366,10 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
   const postgresCpu = new PostgresCpuTracker(ctx.databaseName)
   let cpuStart: CpuSnapshot | undefined
   let cpuEnd: CpuSnapshot | undefined
+  // CPU is compared with readings over the streaming itself: what follows (destroy_session, each
+  // session's completeness report) costs PostgreSQL as much as a third of a real-time phase's CPU.
+  let streamEnd: { cpu: CpuSnapshot, wallMs: number } | undefined
+  let streamEndTimer: NodeJS.Timeout | undefined
   let run
   let serverExitCode: number | null = null
   let rssAtEnd = 0
@@ -388,11 +393,14 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
       beforeStart: pids => {
         rssConnected = processMemoryMb(server.pid)?.rss ?? 0
         cpuStart = cpuSnapshot(server.pid, pids, postgresCpu)
+        // runLoad starts streaming 300 ms after this hook and stops producing `seconds` later.
+        streamEndTimer = setTimeout(() => { streamEnd = { cpu: cpuSnapshot(server.pid, pids, postgresCpu), wallMs: Date.now() } }, 300 + seconds * 1000)
       },
       afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, postgresCpu) }
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
   } finally {
+    clearTimeout(streamEndTimer)
     hooks.stopping?.()
     postgresCpu.stop()
     serverExitCode = await server.stop()
@@ -408,9 +416,11 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
   const verification = await verifySessions(ctx.pool, acked)
   const serverLog = await scanServerLog(server.logFile)
   const ackLatencyMs = summarizeLatencies(latencies)
-  const cpu = cpuStart && cpuEnd ? cpuBetween(cpuStart, cpuEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 }
-  const cpuSeconds = cpuStart && cpuEnd ? (cpuEnd.at - cpuStart.at) / 1000 : 0
-  const perReading = (cores: number) => readingsAcked > 0 ? cores * cpuSeconds / readingsAcked * 1e6 : 0
+  const windowEnd = streamEnd?.cpu ?? cpuEnd
+  const cpu = cpuStart && windowEnd ? cpuBetween(cpuStart, windowEnd) : { server: 0, generator: 0, postgres: 0, machine: 0, other: 0 }
+  const cpuSeconds = cpuStart && windowEnd ? (windowEnd.at - cpuStart.at) / 1000 : 0
+  const readingsInWindow = streamEnd ? READINGS_PER_BATCH * ackedBy(results, streamEnd.wallMs) : readingsAcked
+  const perReading = (cores: number) => readingsInWindow > 0 ? cores * cpuSeconds / readingsInWindow * 1e6 : 0
   const timelineStepSeconds = seconds <= 10 ? 1 : 5
   const ackLatencyTimeline = latencyTimeline(results, run.startAt, seconds, timelineStepSeconds)
   const phase: ServicePhaseResult = {
@@ -466,6 +476,13 @@ export function latencyTimeline (results: PhoneResult[], startAt: number, second
     })
   }
   return slices.map((latencies, i) => ({ fromSecond: i * step, ...summarizeLatencies(latencies) }))
+}
+
+/** Batches acknowledged by a wall-clock time (epoch ms): each ack came its latency after the batch was first sent. */
+function ackedBy (results: PhoneResult[], wallMs: number): number {
+  let batches = 0
+  for (const phone of results) phone.sentAtMs.forEach((sentAt, i) => { if (sentAt + phone.latenciesMs[i]! <= wallMs) batches++ })
+  return batches
 }
 
 function sum (results: PhoneResult[], pick: (phone: PhoneResult) => number): number {
