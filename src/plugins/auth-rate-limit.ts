@@ -25,6 +25,9 @@ async function authRateLimitPlugin (fastify: FastifyInstance, options: AuthRateL
     max: options.perMinute,
     timeWindow: 60_000,
     allowList: request => !isAuthRoute(request),
+    // The key is built before the allow list is asked, for every request; a client that left
+    // before its request was handled (a load balancer's timed-out health check) has no ip.
+    keyGenerator: request => request.ip ?? 'unknown',
     errorResponseBuilder: (_request, context) =>
       new AppError(429, 'RATE_LIMITED', `Too many authentication attempts; retry in ${context.after}`)
   })
