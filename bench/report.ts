@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { BenchResult, ServicePhaseResult } from './bench.js'
 import { formatDatasetExport } from './dataset-export.js'
+import { formatStepSearch } from './step-search.js'
 
 const int = (value: number) => Math.round(value).toLocaleString('en')
 const fixed = (value: number, digits = 1) => value.toFixed(digits)
@@ -99,6 +100,7 @@ export function formatReport (result: BenchResult): string {
     out.push(`First plot: ${plot.status}: ${plot.message}`)
   }
   if (result.datasetExport) out.push('', formatDatasetExport(result.datasetExport))
+  if (result.stepSearch) out.push('', formatStepSearch(result.stepSearch))
   const sessionReport = result.sessionReport
   if (sessionReport) {
     out.push('')

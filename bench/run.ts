@@ -28,6 +28,8 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
                               (default 1000000,180000; 0 skips)
   --report-repeats N          runs of each report and its baseline, best counts (default 3)
   --live-watchers N           run the flood again with N GET /live streams open (admins on the live page)
+  --realtime-steps N,M,...    real-time step search: phases of N, M, ... phones (--realtime-seconds each) until
+                              one is not kept up with ack p99 < 250 ms, e.g. 250,500,1000,1500,2000
   --server-env KEY=VALUE      extra service environment (repeatable), e.g. INGEST_WRITERS=3
   --cpu-prof                  write V8 CPU profiles of the service to bench/results
   --loadtest                  use a TimescaleDB container (testcontainers) when a runtime exists
@@ -61,6 +63,7 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       workers: { type: 'string' },
       timestamps: { type: 'string' },
       frames: { type: 'string' },
+      'realtime-steps': { type: 'string' },
       'preissued-tokens': { type: 'boolean' },
       'skip-baselines': { type: 'boolean' },
       'baseline-rows': { type: 'string' },
@@ -108,6 +111,8 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
     flood: size('flood'),
     timestampFormat: timestamps,
     frames,
+    realtimeSteps: (values['realtime-steps'] ?? '').split(',').filter(item => item.trim() !== '')
+      .map(item => positive('realtime-steps', item.trim())!).filter(phones => phones > 0),
     login: !values['preissued-tokens'],
     baselines: !values['skip-baselines'],
     serverEnv,
