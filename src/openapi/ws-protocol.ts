@@ -1,3 +1,4 @@
+import { BINARY_BATCH_SUBPROTOCOL } from '../schemas/binary-batch.js'
 import type { CLIENT_EVENTS, ErrorEventCode, ServerEvents } from '../schemas/ws-events.js'
 
 /** Every event and error code the protocol has, by name: docs/protocol.md is tested against them. */
@@ -48,10 +49,10 @@ const serverEvents = (f: WsProtocolFacts): Record<keyof ServerEvents, EventDoc> 
 
 const errorCodes: Record<ErrorEventCode, string> = {
   invalid_json: 'the frame is not JSON',
-  invalid_frame: 'not `{"event": string, "data": object}`',
+  invalid_frame: 'not `{"event": string, "data": object}`, or a binary frame that is not a CBOR batch',
   unknown_event: 'an event name the server does not know',
   invalid_event_data: 'create_session, destroy_session or label data of the wrong shape',
-  binary_frames_not_supported: 'frames must be text',
+  binary_frames_not_supported: 'frames must be text (on a socket that did not ask for binary batches)',
   metadata_too_large: 'metadata over SESSION_METADATA_MAX_BYTES',
   storage_unavailable: 'a session command hit a database outage: send it again',
   internal_error: 'the server failed on this frame'
@@ -78,6 +79,8 @@ token, 403 an admin's token (admins do not record), 429 more than ${facts.maxCon
 503 the instance is full or shutting down.
 
 **Frames** are JSON text, both ways: \`{"event": string, "data": object}\`. Largest frame: ${facts.maxPayloadBytes} bytes.
+A phone that offers the subprotocol \`${BINARY_BATCH_SUBPROTOCOL}\` at the upgrade may send write_sensor_readings_batch as one
+CBOR map in a binary frame, its readings as RFC 8746 typed arrays (docs/protocol.md, "Binary batches"); answers stay JSON.
 The server pings every ${facts.pingIntervalMs / 1000} s and drops a phone that misses a pong.
 
 ### Client to server
