@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { EARLIEST_READING_MS, MAX_CLOCK_LEAD_MS, SENSORS, sensorReading, type ValidationIssue } from '../schemas/ws-events.js'
+import { EARLIEST_READING_MS, MAX_CLOCK_LEAD_MS, sensorReading, validationIssues, type ValidationIssue } from '../schemas/ws-events.js'
+import { SENSORS } from '../schemas/sensors.js'
 import { batchDigest } from './batch-digest.js'
 import { copyRowWriter, ROW_BYTES, encodeReadings, type EncodableReading } from './binary-copy.js'
 import { isColumnar, readingCount, readingsAsJson, type BatchReadings, type ColumnarReadings } from './columnar-readings.js'
@@ -19,9 +20,6 @@ export type BatchValidation =
   | ({ ok: true, readingCount: number, digest: Buffer } & EncodedBatch)
   | { ok: false, kind: 'size', expected: number, received: number }
   | { ok: false, kind: 'schema', issues: ValidationIssue[] }
-
-/** At most this many issues are reported for one batch, so a garbage batch cannot produce a huge answer. */
-const MAX_ISSUES = 50
 
 /**
  * Checks a batch's readings (exact count, then every field) and, when all is
@@ -52,11 +50,7 @@ export function validateBatch (sessionId: number, readings: BatchReadings, expec
 function validateWithSchema (sessionId: number, readings: unknown[]): EncodedBatch | Extract<BatchValidation, { ok: false }> {
   const parsed = readingsSchema.safeParse(readings)
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, MAX_ISSUES).map(issue => ({
-      path: ['sensor_readings', ...issue.path.map(part => typeof part === 'number' ? part : String(part))],
-      message: issue.message
-    }))
-    return { ok: false, kind: 'schema', issues }
+    return { ok: false, kind: 'schema', issues: validationIssues(parsed.error, ['sensor_readings']) }
   }
   const encodable: EncodableReading[] = parsed.data.map(reading => ({
     timestampMicros: reading.timestamp,

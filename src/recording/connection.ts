@@ -1,4 +1,3 @@
-import type { z } from 'zod'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { decodeBinaryBatch } from '../ingest/binary-batch-frame.js'
 import type { BatchReadings } from '../ingest/columnar-readings.js'
@@ -7,7 +6,7 @@ import type { LabelRecorder } from '../labels/session-labels.js'
 import type { Log } from '../logger.js'
 import { BINARY_BATCH_SUBPROTOCOL } from '../schemas/binary-batch.js'
 import {
-  clientFrame, createSessionData, destroySessionData, writeBatchData,
+  clientFrame, createSessionData, destroySessionData, validationIssues, writeBatchData,
   type ErrorEventCode, type ServerEvents, type ServerFrame, type ValidationIssue
 } from '../schemas/ws-events.js'
 import type { BatchIntake, BatchVerdict } from './batch-intake.js'
@@ -61,21 +60,11 @@ export const CLOSE = {
   internal: 1011
 } as const
 
-/** Issues reported for one frame at most, so a garbage frame cannot produce a huge answer. */
-const MAX_ISSUES = 50
-
 type Frames = ServerFrame[]
 
 const noop = () => {}
 
 const frame = <E extends keyof ServerEvents>(event: E, data: ServerEvents[E]) => ({ event, data }) as ServerFrame
-
-function issuesOf (error: z.ZodError): ValidationIssue[] {
-  return error.issues.slice(0, MAX_ISSUES).map(issue => ({
-    path: issue.path.map(part => typeof part === 'number' ? part : String(part)),
-    message: issue.message
-  }))
-}
 
 function destroyedFrame (ended: EndedSession): ServerFrame {
   return frame('session_destroyed', {
@@ -167,7 +156,7 @@ export class RecordingConnection implements SessionHolder {
       return this.error('invalid_json', 'The frame is not valid JSON')
     }
     const parsed = clientFrame.safeParse(json)
-    if (!parsed.success) return this.error('invalid_frame', 'A frame is {"event": string, "data": object}', issuesOf(parsed.error))
+    if (!parsed.success) return this.error('invalid_frame', 'A frame is {"event": string, "data": object}', validationIssues(parsed.error))
     const { event, data } = parsed.data
     switch (event) {
       case 'write_sensor_readings_batch':
@@ -283,7 +272,7 @@ export class RecordingConnection implements SessionHolder {
   private receiveBatch (data: Record<string, unknown>): void {
     const receivedAtMs = Date.now()
     const parsed = writeBatchData.safeParse(data)
-    if (!parsed.success) return this.refuseBatchData(typeof data.batch_id === 'number' ? data.batch_id : null, issuesOf(parsed.error))
+    if (!parsed.success) return this.refuseBatchData(typeof data.batch_id === 'number' ? data.batch_id : null, validationIssues(parsed.error))
     this.acceptBatch(parsed.data.batch_id, parsed.data.sensor_readings, receivedAtMs)
   }
 
@@ -382,7 +371,7 @@ export class RecordingConnection implements SessionHolder {
 
   private async createSession (data: Record<string, unknown>): Promise<Frames> {
     const parsed = createSessionData.safeParse(data)
-    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'create_session data is {} or {"metadata": {...}}', issues: issuesOf(parsed.error) })]
+    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'create_session data is {} or {"metadata": {...}}', issues: validationIssues(parsed.error) })]
     const previous = this.session
     const started = await this.deps.sessions.start(this.userId, parsed.data.metadata ?? {})
     switch (started.status) {
@@ -417,7 +406,7 @@ export class RecordingConnection implements SessionHolder {
 
   private async destroySession (data: Record<string, unknown>): Promise<Frames> {
     const parsed = destroySessionData.safeParse(data)
-    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'destroy_session data is {} or {"totalSensorReadingsSent": int >= 0}', issues: issuesOf(parsed.error) })]
+    if (!parsed.success) return [frame('error', { code: 'invalid_event_data', message: 'destroy_session data is {} or {"totalSensorReadingsSent": int >= 0}', issues: validationIssues(parsed.error) })]
     const session = this.session ?? await this.adoptActiveSession()
     if (!session) return [frame('session_not_found', {})]
     const result = await this.deps.sessions.endByClient(session.id, this.userId, parsed.data.totalSensorReadingsSent)

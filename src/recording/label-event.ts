@@ -1,16 +1,7 @@
-import type { z } from 'zod'
 import { formatMicros } from '../schemas/timestamps.js'
 import type { LabelRecorder } from '../labels/session-labels.js'
 import { labelEventData } from '../schemas/labels.js'
-import type { ServerFrame, ValidationIssue } from '../schemas/ws-events.js'
-
-/** Issues reported for one frame at most, as for every other event. */
-const MAX_ISSUES = 50
-
-const issuesOf = (error: z.ZodError): ValidationIssue[] => error.issues.slice(0, MAX_ISSUES).map(issue => ({
-  path: issue.path.map(part => typeof part === 'number' ? part : String(part)),
-  message: issue.message
-}))
+import { validationIssues, type ServerFrame } from '../schemas/ws-events.js'
 
 /**
  * The answer to a phone's `label` event: its data checked, the session it
@@ -26,7 +17,7 @@ export async function answerLabelEvent (
   if (!parsed.success) {
     return [{
       event: 'error',
-      data: { code: 'invalid_event_data', message: 'label data is {"startTime", "endTime"?, "label", "note"?}', issues: issuesOf(parsed.error) }
+      data: { code: 'invalid_event_data', message: 'label data is {"startTime", "endTime"?, "label", "note"?}', issues: validationIssues(parsed.error) }
     }]
   }
   const session = await sessionId()

@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { MAX_BATCH_ID, type SensorName, type ValidationIssue } from '../schemas/ws-events.js'
+import { MAX_BATCH_ID, validationIssues, type ValidationIssue } from '../schemas/ws-events.js'
+import type { SensorName } from '../schemas/sensors.js'
 
 /**
  * Sensor Logger's push message (HTTP push and MQTT publish share it):
@@ -27,8 +28,6 @@ export type ParsedMessage =
   | { ok: true, message: SensorLoggerMessage }
   | { ok: false, issues: ValidationIssue[] }
 
-const MAX_ISSUES = 50
-
 /**
  * `"time": 1698501144401773000` → `"time": "1698501144401773000"`: a double
  * holds only 15-17 digits, and nanoseconds since the epoch have 19. The
@@ -48,10 +47,7 @@ export function parseSensorLoggerMessage (text: string): ParsedMessage {
   if (!parsed.success) {
     return {
       ok: false,
-      issues: parsed.error.issues.slice(0, MAX_ISSUES).map(issue => ({
-        path: issue.path.map(part => typeof part === 'number' ? part : String(part)),
-        message: issue.message
-      }))
+      issues: validationIssues(parsed.error)
     }
   }
   return { ok: true, message: parsed.data }

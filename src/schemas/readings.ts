@@ -1,8 +1,7 @@
 import { z } from 'zod'
-import { SENSORS } from './ws-events.js'
+import { SENSORS } from './sensors.js'
 
 /** Sensor names, the one list the recording path validates with; a sensor's code in the readings table is its index. */
-export { SENSORS }
 export const sensor = z.enum(SENSORS)
 export type Sensor = z.infer<typeof sensor>
 

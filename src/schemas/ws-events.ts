@@ -5,8 +5,6 @@ import { labelEventData, type LabelRefusalCode } from './labels.js'
 import type { ReportSummary } from './session-report.js'
 import { destroyReason, integrity, sessionMetadata } from './sessions.js'
 
-export { SENSORS, type SensorName } from './sensors.js'
-
 /** Earliest accepted reading: anything before is a phone with a reset clock. */
 export const EARLIEST_READING_MS = Date.UTC(2000, 0, 1)
 /** Readings may lead the server clock by at most this much. */
@@ -75,6 +73,17 @@ export const CLIENT_EVENTS = {
 export interface ValidationIssue {
   path: Array<string | number>
   message: string
+}
+
+/** At most this many issues are reported for one frame or message, so garbage cannot produce a huge answer. */
+export const MAX_ISSUES = 50
+
+/** A zod failure as the protocol's issues (paths under `prefix`), at most MAX_ISSUES: one rule for every transport. */
+export function validationIssues (error: z.ZodError, prefix: Array<string | number> = []): ValidationIssue[] {
+  return error.issues.slice(0, MAX_ISSUES).map(issue => ({
+    path: [...prefix, ...issue.path.map(part => typeof part === 'number' ? part : String(part))],
+    message: issue.message
+  }))
 }
 
 /** Everything the server sends, by event name. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { formatMicros } from '../../src/schemas/timestamps.js'
-import { SENSORS } from '../../src/schemas/readings.js'
+import { SENSORS } from '../../src/schemas/sensors.js'
 import { insertReadings, insertSession, type SessionFixture } from '../fixtures/sessions.js'
 import { syntheticReadings, type SyntheticSession } from './synthetic.js'
 

@@ -2,7 +2,8 @@ import { z } from 'zod'
 import { describe, expect, it } from 'vitest'
 import { encodeIfValid, validateBatch } from '../../src/ingest/batch-validation.js'
 import { encodeReadings } from '../../src/ingest/binary-copy.js'
-import { SENSORS, sensorReading } from '../../src/schemas/ws-events.js'
+import { sensorReading } from '../../src/schemas/ws-events.js'
+import { SENSORS } from '../../src/schemas/sensors.js'
 
 /** Deterministic PRNG (mulberry32), so a failure reproduces. */
 function random (seed: number) {

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest'
 import { decodeBinaryBatch } from '../../src/ingest/binary-batch-frame.js'
 import { validateBatch, type BatchValidation } from '../../src/ingest/batch-validation.js'
 import type { ColumnarReadings } from '../../src/ingest/columnar-readings.js'
-import { SENSORS, writeBatchData } from '../../src/schemas/ws-events.js'
+import { writeBatchData } from '../../src/schemas/ws-events.js'
+import { SENSORS } from '../../src/schemas/sensors.js'
 
 /** A reading by its values: what both encodings carry. */
 interface Values { micros: number, code: number, x: number, y: number, z: number }

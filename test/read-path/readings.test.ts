@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { CSV_HEADER } from '../../src/db/readings/readings-export.js'
-import { SENSORS, type SensorReadingOutput } from '../../src/schemas/readings.js'
+import { type SensorReadingOutput } from '../../src/schemas/readings.js'
+import { SENSORS } from '../../src/schemas/sensors.js'
 import { generateReadings, insertReadings, insertSession, type ReadingFixture } from '../fixtures/sessions.js'
 import { buildApp } from '../../src/app.js'
 import { bearer, build, createTestDatabase, createUserWithToken, testConfig } from '../helper.js'

@@ -7,7 +7,7 @@ import { createOrResumeSession, destroySession } from '../../src/db/sessions/ses
 import { insertUser } from '../../src/db/users-repository.js'
 import { SessionLabels } from '../../src/labels/session-labels.js'
 import { MAX_INGEST_KEYS_PER_USER } from '../../src/schemas/ingest-keys.js'
-import { SENSORS } from '../../src/schemas/readings.js'
+import { SENSORS } from '../../src/schemas/sensors.js'
 import { ed25519Signer } from '../auth/signers.js'
 import { insertReadings } from '../fixtures/sessions.js'
 import { TEST_PUSH } from '../fixtures/sensor-logger-messages.js'

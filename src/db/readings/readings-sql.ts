@@ -1,4 +1,4 @@
-import { SENSORS } from '../../schemas/readings.js'
+import { SENSORS } from '../../schemas/sensors.js'
 
 /**
  * The SQL the JSON pages and the CSV export share, so both present a reading
