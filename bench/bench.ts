@@ -13,6 +13,7 @@ import { createWatcherToken, LiveWatchers, type LiveWatchResult } from './live-w
 import { runLoad } from './load.js'
 import { runStepSearch, type StepSearchResult } from './step-search.js'
 import { runReportPhase, type ReportPhaseResult } from './report-phase.js'
+import { runPushPhase, type PushPhaseResult } from './push-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type FrameFormat, type TimestampFormat } from './readings.js'
@@ -35,6 +36,8 @@ export interface BenchOptions {
   modes: PhoneMode[]
   realtime: PhaseSize
   flood: PhaseSize
+  /** Sensor Logger phones pushing over HTTP, one message a second (phones 0 skips the push phase). */
+  push: PhaseSize
   /** Most unacknowledged batches per phone. */
   window: number
   /** Generator processes the phones are spread over. */
@@ -84,6 +87,7 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     modes: ['realtime', 'flood'],
     realtime: { phones: 1000, seconds: 30 },
     flood: { phones: 100, seconds: 20 },
+    push: { phones: 100, seconds: 20 },
     window: 8,
     workers: Math.min(4, Math.max(2, os.availableParallelism())),
     timestampFormat: 'epoch',
@@ -167,6 +171,8 @@ export interface BenchResult {
   options: Omit<BenchOptions, 'say' | 'databaseUrl'>
   realtime?: ServicePhaseResult
   flood?: ServicePhaseResult
+  /** Sensor Logger phones over HTTP push (POST /ingest/sensor-logger/<ingest key>). */
+  push?: PushPhaseResult
   /** The flood again with GET /live streams open (--live-watchers). */
   floodWatched?: ServicePhaseResult & { live: LiveWatchResult }
   /** The real-time step search (--realtime-steps): the most phones kept up with ack p99 < 250 ms. */
@@ -180,7 +186,7 @@ export interface BenchResult {
   datasetExport?: DatasetExportResult
   /** The completeness report of long sessions against reading their rows once. */
   sessionReport?: ReportPhaseResult
-  ratios: { floodVsLimit?: number, floodVsNaive?: number }
+  ratios: { floodVsLimit?: number, floodVsNaive?: number, pushVsRealtime?: number }
   targets: Target[]
   /** Every service phase stored exactly what it acknowledged, and nothing went wrong. */
   correct: boolean
@@ -237,6 +243,20 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
 
     for (const mode of options.modes) {
       result[mode] = await servicePhase(ctx, mode)
+    }
+    if (options.push.phones > 0) {
+      // Users of their own: a push to a user with a live WebSocket session would be refused.
+      const pushUsers = await createBenchUsers(pool, options.push.phones)
+      await truncateReadings(pool)
+      await settle(ctx, 'push')
+      result.push = await runPushPhase({
+        pool,
+        startService: () => startService(ctx, 'push'),
+        userIds: pushUsers.map(user => user.id),
+        seconds: options.push.seconds,
+        scanLog: scanServerLog,
+        say
+      })
     }
     if (options.modes.includes('flood') && options.liveWatchers > 0) {
       say(`flood again with ${options.liveWatchers} GET /live stream(s) open, as admins on the live page...`)
@@ -305,6 +325,14 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
         result.warnings.push(`${label} the server sent session_destroyed twice for ${phase.duplicateDestroyed} sessions after destroy_session ` +
           '(the reaper saw the session end before the connection forgot it)')
       }
+    }
+    if (result.push && result.realtime) result.ratios.pushVsRealtime = result.push.readingsPerSecond / result.realtime.readingsPerSecond
+    const push = result.push
+    if (push) {
+      if (!push.verification.ok) result.problems.push(`push: stored readings do not match acks: ${push.verification.problems.join('; ')}`)
+      if (push.errors > 0) result.problems.push(`push: ${push.errors} phone errors, e.g. ${push.errorSamples.slice(0, 3).join(' | ')}`)
+      if (push.serverLogErrors > 0) result.problems.push(`push: ${push.serverLogErrors} error lines in the service log, e.g. ${push.serverLogSamples[0] ?? ''}`)
+      if (push.readingsAcked === 0) result.problems.push('push: no reading was acknowledged')
     }
     if (result.export?.status === 'failed') result.problems.push(`export: ${result.export.message}`)
     if (result.export?.status === 'skipped') result.warnings.push(`export: ${result.export.message}`)

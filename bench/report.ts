@@ -50,11 +50,29 @@ function baselineRow (label: string, baseline: NonNullable<BenchResult['limit']>
   ]
 }
 
+function pushRow (push: NonNullable<BenchResult['push']>, result: BenchResult): string[] {
+  const limit = result.limit?.readingsPerSecond
+  const naive = result.naive?.readingsPerSecond
+  const latency = push.ackLatencyMs
+  return [
+    `service, HTTP push (Sensor Logger): ${int(push.phones)} phones x ${push.seconds} s, offered ${int(push.offeredReadingsPerSecond)}/s, JSON ns times`,
+    int(push.readingsAcked),
+    int(push.readingsPerSecond),
+    limit ? pct(push.readingsPerSecond / limit) : '',
+    naive ? times(push.readingsPerSecond / naive) : '',
+    `${fixed(latency.p50)} / ${fixed(latency.p95)} / ${fixed(latency.p99)} / ${fixed(latency.max)}`,
+    '', '',
+    String(push.errors + push.serverLogErrors),
+    push.verification.ok ? 'yes' : 'NO'
+  ]
+}
+
 /** The results as Markdown: the main table, the export and report lines, targets, and any problems. */
 export function formatReport (result: BenchResult): string {
   const rows: string[][] = []
   if (result.realtime) rows.push(servicePhaseRow(result.realtime, result))
   if (result.flood) rows.push(servicePhaseRow(result.flood, result))
+  if (result.push) rows.push(pushRow(result.push, result))
   if (result.limit) rows.push(baselineRow('limit: binary COPY, one pg client', result.limit, result))
   if (result.naive) rows.push(baselineRow('naive: 375-row INSERTs, one pg client', result.naive, result))
   const out: string[] = []
@@ -80,6 +98,16 @@ export function formatReport (result: BenchResult): string {
       out.push(`CSV export: ${exp.status}: ${exp.message}` +
         (exp.direct ? ` (COPY TO alone: ${int(exp.direct.readingsPerSecond)} readings/s)` : ''))
     }
+  }
+  const push = result.push
+  if (push) {
+    out.push('')
+    out.push(`HTTP push: ${int(push.phones)} Sensor Logger phones, one message of 300 readings a second each to POST /ingest/sensor-logger/<ingest key>: ` +
+      `${int(push.readingsPerSecond)} readings/s, ack (HTTP 200) p50 ${fixed(push.ackLatencyMs.p50)} ms, p99 ${fixed(push.ackLatencyMs.p99)} ms; ` +
+      `${int(push.messagesAcked)}/${int(push.messagesSent)} messages acknowledged, ${push.retries} 429/503 retries; stored = acked: ${push.verification.ok ? 'yes' : 'NO'}` +
+      (result.realtime && result.ratios.pushVsRealtime !== undefined
+        ? `; push ÷ WebSocket real time (${int(result.realtime.phones)} phones, ${int(result.realtime.readingsPerSecond)} readings/s): ${times(result.ratios.pushVsRealtime)}.`
+        : '.'))
   }
   const watched = result.floodWatched
   if (watched) {

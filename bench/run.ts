@@ -14,6 +14,8 @@ const HELP = `Usage: npm run bench -- [options]      (npm run loadtest = --loadt
   --phones N --seconds S      size of the selected phase(s)
   --realtime-phones N --realtime-seconds S   (default 1000 x 30)
   --flood-phones N --flood-seconds S         (default 100 x 20)
+  --push-phones N --push-seconds S           Sensor Logger HTTP-push phones, a message a second (default 100 x 20)
+  --skip-push                 no HTTP-push phase
   --window N                  unacknowledged batches per phone (default 8)
   --workers N                 generator processes (default 2-4)
   --timestamps epoch|iso      reading timestamp format on the wire (default epoch)
@@ -59,6 +61,9 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
       'realtime-seconds': { type: 'string' },
       'flood-phones': { type: 'string' },
       'flood-seconds': { type: 'string' },
+      'push-phones': { type: 'string' },
+      'push-seconds': { type: 'string' },
+      'skip-push': { type: 'boolean' },
       window: { type: 'string' },
       workers: { type: 'string' },
       timestamps: { type: 'string' },
@@ -109,6 +114,10 @@ export function parseCommandLine (argv: string[]): Partial<BenchOptions> | 'help
     modes,
     realtime: size('realtime'),
     flood: size('flood'),
+    push: {
+      phones: values['skip-push'] ? 0 : positive('push-phones', values['push-phones']) ?? defaults.push.phones,
+      seconds: positive('push-seconds', values['push-seconds']) ?? defaults.push.seconds
+    },
     timestampFormat: timestamps,
     frames,
     realtimeSteps: (values['realtime-steps'] ?? '').split(',').filter(item => item.trim() !== '')

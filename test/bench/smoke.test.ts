@@ -21,6 +21,7 @@ describe('bench smoke', () => {
       modes: ['realtime', 'flood'],
       realtime: { phones: 4, seconds: 3 },
       flood: { phones: 4, seconds: 3 },
+      push: { phones: 3, seconds: 2 },
       workers: 2,
       naiveMaxRows: 7500,
       exportReadings: 7500,
@@ -45,6 +46,17 @@ describe('bench smoke', () => {
       expect(phase.ackLatencyMs.count).toBe(phase.readingsAcked / 375)
     }
     expect(result.realtime!.keptUp).toBe(true)
+    // The HTTP-push phase: every message answered 200, and what the 200s counted is what is stored.
+    const push = result.push!
+    expect(push.errors, push.errorSamples.join('\n')).toBe(0)
+    expect(push.messagesSent).toBe(6)
+    expect(push.messagesAcked).toBe(6)
+    expect(push.readingsAcked).toBe(6 * 300)
+    expect(push.verification).toMatchObject({ ok: true, sessions: 3, duplicateReadings: 0, mismatchedSessions: 0 })
+    expect(push.verification.storedReadings).toBe(push.readingsAcked)
+    expect(push.verification.sessionTotals).toBe(push.readingsAcked)
+    expect(result.ratios.pushVsRealtime).toBeGreaterThan(0)
+    expect(report).toContain('HTTP push: 3 Sensor Logger phones')
     expect(result.limit!.rows).toBe(result.flood!.readingsAcked)
     expect(result.naive!.rows).toBe(7500)
     expect(result.export!.status, result.export!.message).toBe('measured')
