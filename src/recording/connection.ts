@@ -306,7 +306,7 @@ export class RecordingConnection implements SessionHolder {
       this.lastCommand = adoption.then(noop, noop)
     }
     const answers = adoption.then(
-      () => this.writeBatch(batchId, readings, receivedAtMs),
+      this.writeWhenDue(batchId, readings, receivedAtMs),
       // The lookup could not reach the database: this batch was not written, and the phone
       // hears it as a batch it must resend, like any batch during an outage.
       (err: unknown): Frames => {
@@ -317,6 +317,23 @@ export class RecordingConnection implements SessionHolder {
     // enqueue() handles a failure in order; until then it must not count as an unhandled rejection.
     answers.catch(noop)
     this.enqueue(answers, () => this.batchAnswered())
+  }
+
+  /**
+   * The batch's write, as a callback that holds its readings only until it
+   * runs. Readings are encoded into rows at once, and must not stay reachable
+   * while the batch waits for its commit: a parsed JSON batch is some 100 KB
+   * of objects, and under overload a million buffered readings kept their
+   * JSON alive, several hundred MB. (A closure made here, not in acceptBatch,
+   * whose scope the long-lived onSent callback shares.)
+   */
+  private writeWhenDue (batchId: number, readings: BatchReadings, receivedAtMs: number): () => Promise<Frames> {
+    let held: BatchReadings | undefined = readings
+    return () => {
+      const due = held as BatchReadings
+      held = undefined
+      return this.writeBatch(batchId, due, receivedAtMs)
+    }
   }
 
   private batchAnswered (): void {
@@ -331,7 +348,8 @@ export class RecordingConnection implements SessionHolder {
     if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed && !this.draining) this.socket.resume()
   }
 
-  private async writeBatch (batchId: number, readings: BatchReadings, receivedAtMs: number): Promise<Frames> {
+  /** Not async: an async function's frame would keep `readings` alive until the verdict. */
+  private writeBatch (batchId: number, readings: BatchReadings, receivedAtMs: number): Promise<Frames> {
     const { intake, settings } = this.deps
     const verdict = intake.submit({ session: this.session, batchId, readings, receivedAtMs, size: { exactly: settings.batchSize } })
     if (intake.saturated && !this.pausedForPipeline) {
@@ -342,7 +360,7 @@ export class RecordingConnection implements SessionHolder {
         this.resumeIfFree()
       })
     }
-    return [batchAnswer(batchId, await verdict)]
+    return verdict.then(outcome => [batchAnswer(batchId, outcome)])
   }
 
   /**
