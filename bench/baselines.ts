@@ -33,21 +33,32 @@ export interface BaselineResult {
 
 export const planRows = (plan: RowPlan) => plan.batches * READINGS_PER_BATCH
 
-export function * plannedBatches (plan: RowPlan): Generator<PlannedBatch> {
+/**
+ * The order rows reach the table: `arrival` interleaves the sessions batch by
+ * batch, as phones' batches reach the service; `session` writes each
+ * session's batches together, in time order (the same rows).
+ */
+export type RowOrder = 'arrival' | 'session'
+
+export function * plannedBatches (plan: RowPlan, order: RowOrder = 'arrival'): Generator<PlannedBatch> {
   const sessions = Math.max(1, plan.sessions)
   const sources = Array.from({ length: sessions }, (_, i) => new ReadingSource({ startMs: plan.startMs, seed: i * 37 }))
-  for (let k = 0; k < plan.batches; k++) {
-    const i = k % sessions
-    yield { sessionId: plan.firstSessionId + i, source: sources[i]!, batch: Math.floor(k / sessions) }
+  const batchOf = (k: number) => ({ sessionId: plan.firstSessionId + (k % sessions), source: sources[k % sessions]!, batch: Math.floor(k / sessions) })
+  if (order === 'arrival') {
+    for (let k = 0; k < plan.batches; k++) yield batchOf(k)
+    return
+  }
+  for (let i = 0; i < sessions; i++) {
+    for (let k = i; k < plan.batches; k += sessions) yield batchOf(k)
   }
 }
 
 /** Binary COPY chunks (header first, trailer last) of the plan's rows, `batchesPerChunk` batches at a time. */
-export function * binaryCopyChunks (plan: RowPlan, batchesPerChunk = 64): Generator<Buffer> {
+export function * binaryCopyChunks (plan: RowPlan, batchesPerChunk = 64, order: RowOrder = 'arrival'): Generator<Buffer> {
   yield binaryHeader()
   let writer = BinaryRowWriter.forRows(batchesPerChunk * READINGS_PER_BATCH)
   let inChunk = 0
-  for (const { sessionId, source, batch } of plannedBatches(plan)) {
+  for (const { sessionId, source, batch } of plannedBatches(plan, order)) {
     source.forEachRow(batch, (ms, sensor, x, y, z) => writer.row(sessionId, ms, sensor, x, y, z))
     if (++inChunk === batchesPerChunk) {
       yield writer.bytes()
@@ -60,13 +71,13 @@ export function * binaryCopyChunks (plan: RowPlan, batchesPerChunk = 64): Genera
 }
 
 /** Writes the plan with one binary COPY through one client: the database's own limit. */
-export async function copyBaseline (pool: pg.Pool, plan: RowPlan): Promise<BaselineResult> {
+export async function copyBaseline (pool: pg.Pool, plan: RowPlan, order: RowOrder = 'arrival'): Promise<BaselineResult> {
   const client = await pool.connect()
   let broken = false
   try {
     const started = performance.now()
     const stream = client.query(copyFrom(COPY_READINGS_BINARY))
-    await pipeline(Readable.from(binaryCopyChunks(plan), { objectMode: false }), stream)
+    await pipeline(Readable.from(binaryCopyChunks(plan, 64, order), { objectMode: false }), stream)
     const seconds = (performance.now() - started) / 1000
     const rows = stream.rowCount
     return { name: 'copy', rows, seconds, readingsPerSecond: rows / seconds }

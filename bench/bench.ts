@@ -178,6 +178,8 @@ export interface BenchResult {
   /** The real-time step search (--realtime-steps): the most phones kept up with ack p99 < 250 ms. */
   stepSearch?: StepSearchResult
   limit?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
+  /** The limit's rows COPYed session by session: what the database takes when rows do not interleave. */
+  limitBySession?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   naive?: BaselineResult & { cpu: CpuUsage, postgresMicrosPerReading: number }
   export?: ExportResult
   /** Time to first plot of the export session (GET /sessions/:id/readings/summary) against reading its rows once. */
@@ -289,6 +291,11 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       say(`limit: ${planRows(plan).toLocaleString('en')} readings by binary COPY through one client...`)
       result.limit = await measured(ctx, () => copyBaseline(ctx.pool, plan))
       say(`  ${rate(result.limit.readingsPerSecond)}`)
+      await truncateReadings(pool)
+      await settle(ctx, 'limit by session')
+      say('limit by session: the same rows, each session\'s together...')
+      result.limitBySession = await measured(ctx, () => copyBaseline(ctx.pool, plan, 'session'))
+      say(`  ${rate(result.limitBySession.readingsPerSecond)}`)
       await truncateReadings(pool)
       await settle(ctx, 'naive')
       const naivePlan = { ...plan, batches: Math.min(plan.batches, Math.max(1, Math.floor(options.naiveMaxRows / READINGS_PER_BATCH))) }

@@ -74,6 +74,7 @@ export function formatReport (result: BenchResult): string {
   if (result.flood) rows.push(servicePhaseRow(result.flood, result))
   if (result.push) rows.push(pushRow(result.push, result))
   if (result.limit) rows.push(baselineRow('limit: binary COPY, one pg client', result.limit, result))
+  if (result.limitBySession) rows.push(baselineRow('limit, rows grouped by session: binary COPY, one pg client', result.limitBySession, result))
   if (result.naive) rows.push(baselineRow('naive: 375-row INSERTs, one pg client', result.naive, result))
   const out: string[] = []
   const { storage } = result.database

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { BinaryRowWriter, BINARY_ROW_BYTES, binaryHeader } from '../../bench/binary-copy.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, ReadingSource, SENSORS } from '../../bench/readings.js'
 import { summarizeLatencies } from '../../bench/stats.js'
+import { plannedBatches } from '../../bench/baselines.js'
 import { validateBatch } from '../../src/ingest/batch-validation.js'
 import { decodeBinaryBatch } from '../../src/ingest/binary-batch-frame.js'
 
@@ -61,6 +62,15 @@ describe('ReadingSource', () => {
     const binary = validateBatch(1, decoded.readings, READINGS_PER_BATCH)
     expect(binary.ok).toBe(true)
     expect(binary).toEqual(validateBatch(1, JSON.parse(recent.frame(3, 'iso')).data.sensor_readings, READINGS_PER_BATCH))
+  })
+
+  it('plans the baselines\' batches interleaved as phones send them, or the same batches session by session', () => {
+    const plan = { sessions: 3, batches: 8, firstSessionId: 10, startMs: Date.UTC(2025, 0, 1) }
+    const key = ({ sessionId, batch }: { sessionId: number, batch: number }) => `${sessionId}:${batch}`
+    const arrival = [...plannedBatches(plan)].map(key)
+    const bySession = [...plannedBatches(plan, 'session')].map(key)
+    expect(arrival).toEqual(['10:0', '11:0', '12:0', '10:1', '11:1', '12:1', '10:2', '11:2'])
+    expect(bySession).toEqual(['10:0', '10:1', '10:2', '11:0', '11:1', '11:2', '12:0', '12:1'])
   })
 
   it('gives forEachRow the same rows as the frame, with sensor indexes', () => {
