@@ -2,7 +2,10 @@
  * The real-time step search (--realtime-steps): real-time phases of more and
  * more phones, each against a fresh service, until one is not kept up with
  * ack p99 under STEP_P99_LIMIT_MS; the last step that was is the most phones
- * the service keeps up with, and the first that was not is the knee.
+ * the service keeps up with, and the first that was not is the knee. A step
+ * that fails runs once more before the search stops: on a shared machine one
+ * stall of the database (a checkpoint, another process) lifts a 30-second
+ * phase's p99 over the limit, and a knee found by one stall is noise.
  */
 import type { ServicePhaseResult } from './bench.js'
 import { markdownTable } from './report.js'
@@ -25,6 +28,10 @@ export interface StepResult {
   cpuMicrosPerReading: ServicePhaseResult['cpuMicrosPerReading']
   storedEqualsAcked: boolean
   errors: number
+  /** 1, or 2 when the step failed once and ran again (the second run counts). */
+  attempts: number
+  /** The first run's ack p99 when the step ran twice. */
+  firstAttemptP99Ms?: number
 }
 
 export interface StepSearchResult {
@@ -39,26 +46,34 @@ export async function runStepSearch (steps: number[], runPhase: (phones: number)
   const results: StepResult[] = []
   for (const phones of [...steps].sort((a, b) => a - b)) {
     say(`step search: ${phones} real-time phones...`)
-    const phase = await runPhase(phones)
-    const keptUp = Boolean(phase.keptUp)
-    const step: StepResult = {
-      phones,
-      offeredReadingsPerSecond: phase.offeredReadingsPerSecond ?? 0,
-      readingsPerSecond: phase.readingsPerSecond,
-      keptUp,
-      passed: keptUp && phase.ackLatencyMs.p99 < STEP_P99_LIMIT_MS,
-      ackP50Ms: phase.ackLatencyMs.p50,
-      ackP99Ms: phase.ackLatencyMs.p99,
-      serverPeakRssMb: phase.serverPeakRssMb,
-      cpuMicrosPerReading: phase.cpuMicrosPerReading,
-      storedEqualsAcked: phase.verification.ok,
-      errors: phase.errors + phase.failedToStart
+    let step = stepOf(phones, await runPhase(phones), 1)
+    if (!step.passed) {
+      say(`step search: ${phones} phones did not pass (ack p99 ${step.ackP99Ms.toFixed(0)} ms); once more...`)
+      step = { ...stepOf(phones, await runPhase(phones), 2), firstAttemptP99Ms: step.ackP99Ms }
     }
     results.push(step)
     if (!step.passed) break
   }
   const passed = results.filter(step => step.passed)
   return { p99LimitMs: STEP_P99_LIMIT_MS, steps: results, mostPhonesKeptUp: passed.at(-1)?.phones }
+}
+
+function stepOf (phones: number, phase: ServicePhaseResult, attempts: number): StepResult {
+  const keptUp = Boolean(phase.keptUp)
+  return {
+    phones,
+    offeredReadingsPerSecond: phase.offeredReadingsPerSecond ?? 0,
+    readingsPerSecond: phase.readingsPerSecond,
+    keptUp,
+    passed: keptUp && phase.ackLatencyMs.p99 < STEP_P99_LIMIT_MS,
+    ackP50Ms: phase.ackLatencyMs.p50,
+    ackP99Ms: phase.ackLatencyMs.p99,
+    serverPeakRssMb: phase.serverPeakRssMb,
+    cpuMicrosPerReading: phase.cpuMicrosPerReading,
+    storedEqualsAcked: phase.verification.ok,
+    errors: phase.errors + phase.failedToStart,
+    attempts
+  }
 }
 
 /** The search as a table and a verdict line, for the bench's report. */
@@ -69,7 +84,7 @@ export function formatStepSearch (search: StepSearchResult): string {
     int(step.offeredReadingsPerSecond),
     int(step.readingsPerSecond),
     step.keptUp ? 'yes' : 'no',
-    `${step.ackP50Ms.toFixed(1)} / ${step.ackP99Ms.toFixed(1)}`,
+    `${step.ackP50Ms.toFixed(1)} / ${step.ackP99Ms.toFixed(1)}` + (step.firstAttemptP99Ms === undefined ? '' : ` (first run p99 ${step.firstAttemptP99Ms.toFixed(1)})`),
     `${int(step.serverPeakRssMb)} MB`,
     `${step.cpuMicrosPerReading.server.toFixed(2)} / ${step.cpuMicrosPerReading.postgres.toFixed(2)}`,
     step.storedEqualsAcked ? 'yes' : 'NO',
