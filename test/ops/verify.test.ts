@@ -131,7 +131,9 @@ async function corruptSessions () {
   const malformedLedger = await recordFixture(carol.user.id, '2023-04-04T10:00:00Z')
   const untouched = await recordFixture(carol.user.id, '2023-04-05T10:00:00Z')
 
-  await app.db.query('delete from readings where ctid = (select ctid from readings where session_id = $1 limit 1)', [droppedReading])
+  // One row by its key: a ctid names a row only within one table, and a hypertable's chunks each have their own.
+  await app.db.query(`delete from readings r using (select ts, sensor from readings where session_id = $1 order by ts, sensor limit 1) one
+    where r.session_id = $1 and r.ts = one.ts and r.sensor = one.sensor`, [droppedReading])
   await app.db.query('update sessions set total_sensor_readings_written = total_sensor_readings_written + 1 where id = $1', [bumpedTotal])
   await app.db.query('insert into session_batches (session_id, batch_id, reading_count) values ($1, 3, 5)', [ledgerWithoutReadings])
   await app.db.query('update session_reports set report = jsonb_set(report, \'{sensors,Gyroscope,readings}\', \'1\') where session_id = $1', [editedReport])
