@@ -153,20 +153,13 @@ describe('GET /sessions/:id/readings/summary', () => {
     }
   })
 
-  it('summarises a million readings in under a second', async () => {
+  // Its speed (under a second for a million readings) is the bench's first-plot phase, not a timed test.
+  it('summarises a million readings into the buckets asked for, every reading counted', async () => {
     const id = await insertSession(app.db, owner.user.id)
     await generateReadings(app.db, id, 1_000_000)
     await app.db.query('analyze readings')
-    const times: number[] = []
-    let result: Summary | undefined
-    for (let run = 0; run < 3; run++) {
-      const started = performance.now()
-      result = await summary(id, '?buckets=1200')
-      times.push(performance.now() - started)
-    }
+    const result: Summary | undefined = await summary(id, '?buckets=1200')
     expect(result?.sensors.map(sensor => sensor.readings)).toEqual([333_334, 333_333, 333_333])
     expect(result?.sensors[0]?.buckets).toHaveLength(1200)
-    // The best of three: the first run may find the rows outside the cache on a busy machine.
-    expect(Math.min(...times)).toBeLessThan(1000)
   })
 })
