@@ -72,6 +72,7 @@ export const envSchema = z.object({
 
   INGEST_WRITERS: int(1, 64).default(2),
   INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
+  INGEST_SPILL_READINGS: int(1).default(20_000),
   INGEST_MAX_BUFFERED_READINGS: int(1).default(1_000_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 
@@ -143,6 +144,7 @@ function toConfig (env: z.output<typeof envSchema>) {
     ingest: {
       writers: env.INGEST_WRITERS,
       maxRowsPerCopy: env.INGEST_MAX_ROWS_PER_COPY,
+      spillReadings: env.INGEST_SPILL_READINGS,
       maxBufferedReadings: env.INGEST_MAX_BUFFERED_READINGS,
       groupTimeoutMs: env.INGEST_GROUP_TIMEOUT_MS
     },

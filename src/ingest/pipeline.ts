@@ -6,6 +6,11 @@ export interface IngestPipelineOptions {
   /** One sink per writer; each owns its own database connection. */
   sinks: BatchSink[]
   maxRowsPerGroup: number
+  /**
+   * A writer with this many readings queued passes sessions that have nothing
+   * unanswered to the next writer (default: maxRowsPerGroup).
+   */
+  spillReadings?: number
   /** Above this many held readings (all writers together) the pipeline reports itself saturated. */
   maxBufferedReadings: number
   log?: Log
@@ -38,7 +43,7 @@ export class IngestPipeline {
     const log = (options.log ?? silentLog).child({ component: 'ingest' })
     this.sinks = options.sinks
     this.maxBufferedReadings = options.maxBufferedReadings
-    this.spillRows = options.maxRowsPerGroup
+    this.spillRows = options.spillReadings ?? options.maxRowsPerGroup
     this.committers = options.sinks.map(sink => new GroupCommitter({
       sink,
       maxRowsPerGroup: options.maxRowsPerGroup,
@@ -74,11 +79,13 @@ export class IngestPipeline {
 
   /**
    * Where a session without unanswered batches goes: the first committer whose
-   * backlog still fits in its next transaction, else the least loaded. Few
-   * large transactions cost the database less CPU per reading than many small
-   * ones, so the next committer only takes work once the previous one has
-   * more than it can write at once (a flood), when overlapping one
-   * transaction's commit with the next one's COPY pays.
+   * backlog is below spillReadings, else the least loaded. Few large
+   * transactions cost the database less CPU per reading than many small ones,
+   * so at moderate load one committer takes everything. But one committer is
+   * one database backend: near its own limit every group takes longer, the
+   * next gathers more, and acks slow down for everyone while the other cores
+   * idle. So the next committer takes work once the first has a backlog of
+   * spillReadings, well before a transaction is full.
    */
   private pickCommitter (): GroupCommitter {
     let least = this.committers[0] as GroupCommitter

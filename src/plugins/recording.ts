@@ -61,6 +61,7 @@ async function recordingPlugin (fastify: FastifyInstance, options: RecordingPlug
   const pipeline = new IngestPipeline({
     sinks: Array.from({ length: ingest.writers }, () => new PgCopySink(fastify.db, ingest.groupTimeoutMs)),
     maxRowsPerGroup: ingest.maxRowsPerCopy,
+    spillReadings: ingest.spillReadings,
     maxBufferedReadings: ingest.maxBufferedReadings,
     log,
     observer: ingestObserver

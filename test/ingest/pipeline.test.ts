@@ -7,12 +7,13 @@ import { MemorySink, MemoryStore } from './memory-sink.js'
 const batch = (sessionId: number, batchId: number, readingCount = 10, content = 'a'): PendingBatch =>
   ({ sessionId, batchId, readingCount, rows: Buffer.alloc(0), digest: Buffer.from(content), receivedAtMs: 0, firstReadingMicros: 0, lastReadingMicros: 0 })
 
-function setup (options: { writers?: number, maxRowsPerGroup?: number, maxBufferedReadings?: number } = {}) {
+function setup (options: { writers?: number, maxRowsPerGroup?: number, spillReadings?: number, maxBufferedReadings?: number } = {}) {
   const store = new MemoryStore()
   const sinks = Array.from({ length: options.writers ?? 1 }, () => new MemorySink(store))
   const pipeline = new IngestPipeline({
     sinks,
     maxRowsPerGroup: options.maxRowsPerGroup ?? 1000,
+    spillReadings: options.spillReadings,
     maxBufferedReadings: options.maxBufferedReadings ?? 1_000_000
   })
   return { sinks, pipeline, sink: sinks[0] as MemorySink }
@@ -142,6 +143,21 @@ describe('IngestPipeline', () => {
     expect(await pipeline.submit(batch(1, 0))).toEqual({ status: 'storage_unavailable', message: 'connection lost' })
     expect(sink.ledger.size).toBe(0)
     expect(await pipeline.submit(batch(1, 0))).toEqual({ status: 'written', totalSensorReadingsWritten: 10 })
+  })
+
+  it('spills new sessions at spillReadings queued, while a group may still hold maxRowsPerGroup', async () => {
+    const { pipeline, sinks } = setup({ writers: 2, maxRowsPerGroup: 1000, spillReadings: 30 })
+    const [first, second] = sinks as [MemorySink, MemorySink]
+    for (let s = 1; s <= 6; s++) first.open(s)
+    let release!: () => void
+    first.gate = new Promise(resolve => { release = resolve })
+    // Session 1 commits (gated); sessions 2-4 queue behind it on the first writer (30 readings),
+    // so sessions 5 and 6 start on the second writer although the first's next group has room.
+    const outcomes = [1, 2, 3, 4, 5, 6].map(s => pipeline.submit(batch(s, 0)))
+    release()
+    await Promise.all(outcomes)
+    expect(first.groupSessions).toEqual([[1], [2, 3, 4]])
+    expect(second.groupSessions.flat()).toEqual([5, 6])
   })
 
   it('uses the next writer only once the first has a backlog, keeping each session in order', async () => {
