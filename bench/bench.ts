@@ -5,7 +5,7 @@ import { envSchema } from '../src/config.js'
 import type { Pool } from '../src/db/pool.js'
 import type { StorageInfo } from '../src/db/startup/storage.js'
 import { copyBaseline, insertBaseline, planRows, type BaselineResult, type RowPlan } from './baselines.js'
-import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, resolveBenchDatabase, truncateReadings } from './database.js'
+import { assertDisposable, createBenchUsers, describeDatabase, prepareDatabase, readCheckpointCounts, readWriteSettings, resolveBenchDatabase, truncateReadings, type CheckpointCounts } from './database.js'
 import { runExportPhase, type ExportResult } from './export.js'
 import { datasetExportTargets, runDatasetExportPhase, type DatasetExportResult } from './dataset-export.js'
 import { runPlotPhase, type PlotResult } from './plot.js'
@@ -18,7 +18,7 @@ import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } fr
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type FrameFormat, type TimestampFormat } from './readings.js'
 import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
-import { summarizeLatencies, type LatencySummary } from './stats.js'
+import { phoneSpread, summarizeLatencies, type LatencySummary, type PhoneSpread } from './stats.js'
 import { verifySessions, type Verification } from './verify.js'
 
 export interface PhaseSize {
@@ -130,6 +130,10 @@ export interface ServicePhaseResult {
   /** Ack latency of the batches sent in each `timelineStepSeconds` slice of the phase. */
   ackLatencyTimeline: Array<{ fromSecond: number } & LatencySummary>
   timelineStepSeconds: number
+  /** How evenly the phones were served: each phone's median ack, readings acked per phone. */
+  phoneSpread: PhoneSpread
+  /** Checkpoints the database started while the phase ran (its commits slow down after each). */
+  checkpoints: CheckpointCounts
   /** Sessions for which the server sent session_destroyed twice. */
   duplicateDestroyed: number
   serverPeakRssMb: number
@@ -167,7 +171,7 @@ export interface BenchResult {
   startedAt: string
   finishedAt: string
   machine: { cpus: number, cpuModel: string, memoryGb: number, node: string, busyCoresBeforeStart: number }
-  database: { url: string, source: string, storage: StorageInfo }
+  database: { url: string, source: string, storage: StorageInfo, settings: Record<string, string> }
   options: Omit<BenchOptions, 'say' | 'databaseUrl'>
   realtime?: ServicePhaseResult
   flood?: ServicePhaseResult
@@ -234,7 +238,7 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       startedAt,
       finishedAt: '',
       machine: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, busyCoresBeforeStart },
-      database: { url: describeDatabase(database.url), source: database.source, storage: prepared.storage },
+      database: { url: describeDatabase(database.url), source: database.source, storage: prepared.storage, settings: await readWriteSettings(pool) },
       options: { ...options, say: undefined, databaseUrl: undefined } as unknown as BenchResult['options'],
       ratios: {},
       targets: [],
@@ -328,6 +332,10 @@ export async function runBench (partial: Partial<BenchOptions> = {}): Promise<Be
       if (phase.failedToStart > 0) result.problems.push(`${label} ${phase.failedToStart} phones could not start`)
       if (phase.serverLogErrors > 0) result.problems.push(`${label} ${phase.serverLogErrors} error lines in the service log, e.g. ${phase.serverLogSamples[0] ?? ''}`)
       if (phase.readingsAcked === 0) result.problems.push(`${label} no reading was acknowledged`)
+      if (phase.checkpoints.requested > 0) {
+        result.warnings.push(`${label} the database started ${phase.checkpoints.requested} checkpoint(s) because WAL reached max_wal_size ` +
+          `(${result.database.settings.max_wal_size}); commits slow down after each, which shows in the ack tail (docs/operations.md, database settings)`)
+      }
       if (phase.duplicateDestroyed > 0) {
         result.warnings.push(`${label} the server sent session_destroyed twice for ${phase.duplicateDestroyed} sessions after destroy_session ` +
           '(the reaper saw the session end before the connection forgot it)')
@@ -422,6 +430,8 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
   let serverExitCode: number | null = null
   let rssAtEnd = 0
   let rssConnected = 0
+  const checkpointsBefore = await readCheckpointCounts(ctx.pool)
+  let checkpointsAfter = checkpointsBefore
   try {
     await hooks.started?.(server.baseUrl)
     run = await runLoad({
@@ -447,6 +457,7 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
       afterDone: pids => { cpuEnd = cpuSnapshot(server.pid, pids, postgresCpu) }
     })
     rssAtEnd = processMemoryMb(server.pid)?.rss ?? 0
+    checkpointsAfter = await readCheckpointCounts(ctx.pool)
   } finally {
     clearTimeout(streamEndTimer)
     hooks.stopping?.()
@@ -481,6 +492,8 @@ async function servicePhase (ctx: Context, mode: PhoneMode, hooks: PhaseHooks = 
     ackLatencyMs,
     ackLatencyTimeline,
     timelineStepSeconds,
+    phoneSpread: phoneSpread(results),
+    checkpoints: { requested: checkpointsAfter.requested - checkpointsBefore.requested, timed: checkpointsAfter.timed - checkpointsBefore.timed },
     duplicateDestroyed: sum(results, phone => phone.duplicateDestroyed),
     serverPeakRssMb: memory.peakMb,
     serverRssConnectedMb: rssConnected,

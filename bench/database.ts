@@ -99,3 +99,26 @@ export async function createBenchUsers (pool: Pool, count: number): Promise<Arra
   await Promise.all(Array.from({ length: 4 }, worker))
   return users
 }
+
+/** The server settings that decide how writes and commits behave under load; printed with every run. */
+export const WRITE_SETTINGS = ['shared_buffers', 'wal_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression', 'synchronous_commit'] as const
+
+export async function readWriteSettings (pool: Pool): Promise<Record<string, string>> {
+  const { rows } = await pool.query<{ name: string, setting: string }>(
+    'select name, current_setting(name) as setting from pg_settings where name = any($1::text[])', [[...WRITE_SETTINGS]])
+  return Object.fromEntries(rows.map(row => [row.name, row.setting]))
+}
+
+export interface CheckpointCounts {
+  /** Started because WAL reached max_wal_size: under load, each is followed by slower commits (full-page writes). */
+  requested: number
+  /** Started by checkpoint_timeout. */
+  timed: number
+}
+
+/** Server-wide counters (pg_stat_bgwriter): the difference across a phase is what happened during it. */
+export async function readCheckpointCounts (pool: Pool): Promise<CheckpointCounts> {
+  const { rows } = await pool.query<{ requested: string, timed: string }>(
+    'select checkpoints_req as requested, checkpoints_timed as timed from pg_stat_bgwriter')
+  return { requested: Number(rows[0]?.requested ?? 0), timed: Number(rows[0]?.timed ?? 0) }
+}

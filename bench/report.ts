@@ -81,7 +81,8 @@ export function formatReport (result: BenchResult): string {
   out.push(`Machine: ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memoryGb} GB, Node ${result.machine.node}; ` +
     `PostgreSQL ${storage.postgresVersion}, readings in a ${storage.readingsHypertable ? `TimescaleDB ${storage.timescaledbVersion} hypertable` : 'plain table'} ` +
     `(${result.database.source}). Service, PostgreSQL and generators share the machine ` +
-    `(${fixed(result.machine.busyCoresBeforeStart, 2)} cores busy with other work just before the start).`)
+    `(${fixed(result.machine.busyCoresBeforeStart, 2)} cores busy with other work just before the start). ` +
+    `Database settings: ${Object.entries(result.database.settings).map(([name, value]) => `${name} ${value}`).join(', ')}.`)
   out.push('')
   out.push(markdownTable([
     'phase', 'readings', 'readings/s', 'vs limit', 'vs naive', 'ack ms p50 / p95 / p99 / max',
@@ -151,7 +152,11 @@ export function formatReport (result: BenchResult): string {
     out.push(`${phase.mode}: CPU per reading: service ${fixed(phase.cpuMicrosPerReading.server, 2)} µs, ` +
       `PostgreSQL ${fixed(phase.cpuMicrosPerReading.postgres, 2)} µs, generator ${fixed(phase.cpuMicrosPerReading.generator, 2)} µs; machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
       `${phase.retries} storage_unavailable retries; ${phase.windowStalls} window stalls; ${phase.loginFallbacks} login fallbacks; ` +
-      `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}.`)
+      `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}; ` +
+      `checkpoints during the phase: ${phase.checkpoints.requested} by WAL volume, ${phase.checkpoints.timed} timed.`)
+    const spread = phase.phoneSpread
+    out.push(`${phase.mode}: per phone: median ack ms typical ${fixed(spread.medianAckMs.p50)}, p99 of phones ${fixed(spread.medianAckMs.p99)}, worst ${fixed(spread.medianAckMs.max)}; ` +
+      `readings acked fewest / median / most ${int(spread.readingsAcked.min)} / ${int(spread.readingsAcked.p50)} / ${int(spread.readingsAcked.max)}.`)
     out.push(`${phase.mode}: ack p50 / p99 / max by ${phase.timelineStepSeconds} s of sending: ` +
       phase.ackLatencyTimeline.map(slice => `${slice.fromSecond}s ${fixed(slice.p50, 0)}/${fixed(slice.p99, 0)}/${fixed(slice.max, 0)}`).join(', '))
   }

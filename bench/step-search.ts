@@ -28,6 +28,10 @@ export interface StepResult {
   cpuMicrosPerReading: ServicePhaseResult['cpuMicrosPerReading']
   storedEqualsAcked: boolean
   errors: number
+  /** Checkpoints started by WAL volume during the step: each slows commits for a while. */
+  walCheckpoints: number
+  /** The worst-served phone's median ack ÷ the typical phone's: 1 is perfectly even. */
+  phoneMedianAckSpread: number
   /** 1, or 2 when the step failed once and ran again (the second run counts). */
   attempts: number
   /** The first run's ack p99 when the step ran twice. */
@@ -72,6 +76,8 @@ function stepOf (phones: number, phase: ServicePhaseResult, attempts: number): S
     cpuMicrosPerReading: phase.cpuMicrosPerReading,
     storedEqualsAcked: phase.verification.ok,
     errors: phase.errors + phase.failedToStart,
+    walCheckpoints: phase.checkpoints.requested,
+    phoneMedianAckSpread: phase.phoneSpread.medianAckMs.max / Math.max(0.001, phase.phoneSpread.medianAckMs.p50),
     attempts
   }
 }
@@ -87,10 +93,12 @@ export function formatStepSearch (search: StepSearchResult): string {
     `${step.ackP50Ms.toFixed(1)} / ${step.ackP99Ms.toFixed(1)}` + (step.firstAttemptP99Ms === undefined ? '' : ` (first run p99 ${step.firstAttemptP99Ms.toFixed(1)})`),
     `${int(step.serverPeakRssMb)} MB`,
     `${step.cpuMicrosPerReading.server.toFixed(2)} / ${step.cpuMicrosPerReading.postgres.toFixed(2)}`,
+    `${step.phoneMedianAckSpread.toFixed(1)}x`,
+    String(step.walCheckpoints),
     step.storedEqualsAcked ? 'yes' : 'NO',
     step.passed ? 'yes' : 'no'
   ])
-  const table = markdownTable(['phones', 'offered/s', 'readings/s', 'kept up', 'ack ms p50 / p99', 'server RSS peak', 'µs/reading service / pg', 'stored = acked', `passes (p99 < ${search.p99LimitMs} ms)`], rows)
+  const table = markdownTable(['phones', 'offered/s', 'readings/s', 'kept up', 'ack ms p50 / p99', 'server RSS peak', 'µs/reading service / pg', 'worst ÷ typical phone median ack', 'WAL checkpoints', 'stored = acked', `passes (p99 < ${search.p99LimitMs} ms)`], rows)
   const verdict = search.mostPhonesKeptUp === undefined
     ? 'Real-time step search: no step was kept up.'
     : `Real-time step search: the most phones kept up with ack p99 < ${search.p99LimitMs} ms: ${int(search.mostPhonesKeptUp)}` +

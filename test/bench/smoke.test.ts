@@ -44,7 +44,17 @@ describe('bench smoke', () => {
       expect(phase.verification.storedReadings).toBe(phase.readingsAcked)
       expect(phase.verification.sessionTotals).toBe(phase.readingsAcked)
       expect(phase.ackLatencyMs.count).toBe(phase.readingsAcked / 375)
+      // Every phone is in the spread, and the fewest and most acked bound the total.
+      const spread = phase.phoneSpread
+      expect(spread.medianAckMs.count).toBe(4)
+      expect(spread.readingsAcked.min * 4).toBeLessThanOrEqual(phase.readingsAcked)
+      expect(spread.readingsAcked.max * 4).toBeGreaterThanOrEqual(phase.readingsAcked)
+      expect(spread.readingsAcked.min).toBeGreaterThan(0)
+      expect(phase.checkpoints.requested).toBeGreaterThanOrEqual(0)
     }
+    expect(Object.keys(result.database.settings).sort()).toEqual(['checkpoint_timeout', 'max_wal_size', 'shared_buffers', 'synchronous_commit', 'wal_buffers', 'wal_compression'])
+    expect(report).toMatch(/Database settings: .*max_wal_size \S+/)
+    expect(report).toContain('realtime: per phone: median ack ms typical')
     expect(result.realtime!.keptUp).toBe(true)
     // The HTTP-push phase: every message answered 200, and what the 200s counted is what is stored.
     const push = result.push!
