@@ -109,7 +109,9 @@ export async function readWriteSettings (pool: Pool): Promise<Record<string, str
   return Object.fromEntries(rows.map(row => [row.name, row.setting]))
 }
 
-export interface CheckpointCounts {
+export interface WalCounters {
+  /** WAL position in bytes (pg_current_wal_lsn): the difference across a phase is the WAL it wrote. */
+  walBytes: number
   /** Started because WAL reached max_wal_size: under load, each is followed by slower commits (full-page writes). */
   requested: number
   /** Started by checkpoint_timeout. */
@@ -117,8 +119,9 @@ export interface CheckpointCounts {
 }
 
 /** Server-wide counters (pg_stat_bgwriter): the difference across a phase is what happened during it. */
-export async function readCheckpointCounts (pool: Pool): Promise<CheckpointCounts> {
-  const { rows } = await pool.query<{ requested: string, timed: string }>(
-    'select checkpoints_req as requested, checkpoints_timed as timed from pg_stat_bgwriter')
-  return { requested: Number(rows[0]?.requested ?? 0), timed: Number(rows[0]?.timed ?? 0) }
+export async function readWalCounters (pool: Pool): Promise<WalCounters> {
+  const { rows } = await pool.query<{ requested: string, timed: string, wal_bytes: string }>(
+    `select checkpoints_req as requested, checkpoints_timed as timed, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint as wal_bytes
+     from pg_stat_bgwriter`)
+  return { requested: Number(rows[0]?.requested ?? 0), timed: Number(rows[0]?.timed ?? 0), walBytes: Number(rows[0]?.wal_bytes ?? 0) }
 }

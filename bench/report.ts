@@ -153,6 +153,7 @@ export function formatReport (result: BenchResult): string {
       `PostgreSQL ${fixed(phase.cpuMicrosPerReading.postgres, 2)} µs, generator ${fixed(phase.cpuMicrosPerReading.generator, 2)} µs; machine CPU ${fixed(phase.cpu.machine, 2)} cores busy, ${fixed(phase.cpu.other, 2)} of them by other processes; generator event loops ${gen} busy; ` +
       `${phase.retries} storage_unavailable retries; ${phase.windowStalls} window stalls; ${phase.loginFallbacks} login fallbacks; ` +
       `server exit code ${phase.serverExitCode}; sessions ${phase.verification.sessions}, integrity ok ${phase.integrityOk}; ` +
+      `WAL written ${int(phase.checkpoints.walBytes / 2 ** 20)} MB (${int(phase.checkpoints.walBytes / Math.max(1, phase.readingsAcked))} bytes a reading, sessions' start and end included); ` +
       `checkpoints during the phase: ${phase.checkpoints.requested} by WAL volume, ${phase.checkpoints.timed} timed.`)
     const spread = phase.phoneSpread
     out.push(`${phase.mode}: per phone: median ack ms typical ${fixed(spread.medianAckMs.p50)}, p99 of phones ${fixed(spread.medianAckMs.p99)}, worst ${fixed(spread.medianAckMs.max)}; ` +

@@ -25,6 +25,8 @@ export interface StepResult {
   ackP50Ms: number
   ackP99Ms: number
   serverPeakRssMb: number
+  /** RSS with every phone connected and its session created, before streaming. */
+  serverRssConnectedMb: number
   cpuMicrosPerReading: ServicePhaseResult['cpuMicrosPerReading']
   storedEqualsAcked: boolean
   errors: number
@@ -73,6 +75,7 @@ function stepOf (phones: number, phase: ServicePhaseResult, attempts: number): S
     ackP50Ms: phase.ackLatencyMs.p50,
     ackP99Ms: phase.ackLatencyMs.p99,
     serverPeakRssMb: phase.serverPeakRssMb,
+    serverRssConnectedMb: phase.serverRssConnectedMb,
     cpuMicrosPerReading: phase.cpuMicrosPerReading,
     storedEqualsAcked: phase.verification.ok,
     errors: phase.errors + phase.failedToStart,
