@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws'
 import type { Log } from '../logger.js'
 import { BINARY_BATCH_SUBPROTOCOL } from '../schemas/binary-batch.js'
 import { CLOSE, RecordingConnection, type ConnectionDeps } from './connection.js'
+import { recordingSocket } from './socket-reading.js'
 
 export interface RecordingSocketsOptions {
   /** Recording sockets this instance holds at most; over it, upgrades are refused with 503. */
@@ -76,7 +77,7 @@ export class RecordingSockets {
 
   /** Takes an upgraded socket: its frames go to a new connection, and it is counted until it closes. */
   accept (socket: WebSocket, userId: number, log: Log): RecordingConnection {
-    const connection = new RecordingConnection(socket, userId, this.options.connection)
+    const connection = new RecordingConnection(recordingSocket(socket), userId, this.options.connection)
     const tracked: Tracked = { connection, socket, missedPong: false }
     // Attached before any await, so no frame can arrive unheard.
     socket.on('message', (data, isBinary) => connection.handleMessage(data, isBinary))
