@@ -17,7 +17,7 @@ import { runPushPhase, type PushPhaseResult } from './push-phase.js'
 import { realtimeOffsetMs, type PhoneMode, type PhoneResult, type PhoneUser } from './phone.js'
 import { cpuBetween, cpuSnapshot, PostgresCpuTracker, processMemoryMb, sampleMachineLoad, waitForQuiet, startRssSampler, type CpuSnapshot, type CpuUsage } from './proc-stats.js'
 import { BATCH_INTERVAL_MS, READINGS_PER_BATCH, type FrameFormat, type TimestampFormat } from './readings.js'
-import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.js'
+import { REPO_ROOT, startServerProcess, type ServerCode, type ServerProcess } from './server-process.js'
 import { phoneSpread, summarizeLatencies, type LatencySummary, type PhoneSpread } from './stats.js'
 import { verifySessions, type Verification } from './verify.js'
 
@@ -69,6 +69,8 @@ export interface BenchOptions {
   serverEnv: Record<string, string>
   /** Write a V8 CPU profile of the service for each phase into the results folder. */
   cpuProf: boolean
+  /** How the service runs: compiled as `npm start` runs it (npm run bench), or from source with tsx (the tests: no build). */
+  serverCode: ServerCode
   resultsDir: string
   /** Stamp used in result file names. */
   stamp: string
@@ -104,6 +106,7 @@ export function defaultBenchOptions (overrides: Partial<BenchOptions> = {}): Ben
     realtimeSteps: [],
     serverEnv: {},
     cpuProf: false,
+    serverCode: 'source',
     resultsDir: path.join(REPO_ROOT, 'bench', 'results'),
     stamp: new Date().toISOString().replace(/[:.]/g, '-'),
     quietWaitSeconds: 0,
@@ -394,7 +397,8 @@ async function startService (ctx: Context, label: string): Promise<ServerProcess
     databaseUrl: ctx.url,
     env: options.serverEnv,
     logFile: path.join(options.resultsDir, `${options.stamp}-${label}-server.log`),
-    cpuProfDir: options.cpuProf ? path.join(options.resultsDir, `${options.stamp}-${label}-cpuprofile`) : undefined
+    cpuProfDir: options.cpuProf ? path.join(options.resultsDir, `${options.stamp}-${label}-cpuprofile`) : undefined,
+    code: options.serverCode
   })
 }
 

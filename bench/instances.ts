@@ -289,7 +289,8 @@ async function runPhase (ctx: Context, label: 'single' | 'balanced', haproxyBina
         databaseUrl: ctx.url,
         env: bench.serverEnv,
         logFile: logFile(`instance-${i}`),
-        cpuProfDir: bench.cpuProf ? path.join(bench.resultsDir, `${bench.stamp}-instances-${label}-cpuprofile`) : undefined
+        cpuProfDir: bench.cpuProf ? path.join(bench.resultsDir, `${bench.stamp}-instances-${label}-cpuprofile`) : undefined,
+        code: bench.serverCode
       }))
     }
     if (label === 'balanced') {

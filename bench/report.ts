@@ -80,7 +80,7 @@ export function formatReport (result: BenchResult): string {
   const { storage } = result.database
   out.push(`Machine: ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memoryGb} GB, Node ${result.machine.node}; ` +
     `PostgreSQL ${storage.postgresVersion}, readings in a ${storage.readingsHypertable ? `TimescaleDB ${storage.timescaledbVersion} hypertable` : 'plain table'} ` +
-    `(${result.database.source}). Service, PostgreSQL and generators share the machine ` +
+    `(${result.database.source}). Service (${result.options.serverCode === 'compiled' ? 'compiled, node dist/server.js' : 'from source, tsx'}), PostgreSQL and generators share the machine ` +
     `(${fixed(result.machine.busyCoresBeforeStart, 2)} cores busy with other work just before the start). ` +
     `Database settings: ${Object.entries(result.database.settings).map(([name, value]) => `${name} ${value}`).join(', ')}.`)
   out.push('')
