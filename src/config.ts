@@ -73,7 +73,7 @@ export const envSchema = z.object({
   INGEST_WRITERS: int(1, 64).default(2),
   INGEST_MAX_ROWS_PER_COPY: int(1).default(100_000),
   INGEST_SPILL_READINGS: int(1).default(20_000),
-  INGEST_MAX_BUFFERED_READINGS: int(1).default(400_000),
+  INGEST_MAX_BUFFERED_READINGS: int(1).default(200_000),
   INGEST_GROUP_TIMEOUT_MS: int(100).default(10_000),
 
   LIVE_MAX_STREAMS_PER_USER: int(1, 100).default(3),

@@ -345,21 +345,29 @@ export class RecordingConnection implements SessionHolder {
   }
 
   private resumeIfFree (): void {
-    if (!this.pausedForInflight && !this.pausedForPipeline && !this.closed && !this.draining) this.socket.resume()
+    if (this.pausedForInflight || this.pausedForPipeline || this.closed || this.draining) return
+    // A socket freed by its own acks while the pipeline is full queues behind the sockets
+    // already waiting for room: resuming at once let phones whose acks came back first
+    // send again first, and under overload some phones waited several times as long as others.
+    if (this.deps.intake.saturated) return this.waitForRoom()
+    this.socket.resume()
+  }
+
+  /** Stops reading until the pipeline has room again, in turn with the other waiting sockets. */
+  private waitForRoom (): void {
+    this.pausedForPipeline = true
+    this.socket.pause()
+    this.deps.intake.onceDrained(() => {
+      this.pausedForPipeline = false
+      this.resumeIfFree()
+    })
   }
 
   /** Not async: an async function's frame would keep `readings` alive until the verdict. */
   private writeBatch (batchId: number, readings: BatchReadings, receivedAtMs: number): Promise<Frames> {
     const { intake, settings } = this.deps
     const verdict = intake.submit({ session: this.session, batchId, readings, receivedAtMs, size: { exactly: settings.batchSize } })
-    if (intake.saturated && !this.pausedForPipeline) {
-      this.pausedForPipeline = true
-      this.socket.pause()
-      intake.onceDrained(() => {
-        this.pausedForPipeline = false
-        this.resumeIfFree()
-      })
-    }
+    if (intake.saturated && !this.pausedForPipeline) this.waitForRoom()
     return verdict.then(outcome => [batchAnswer(batchId, outcome)])
   }
 
