@@ -2,7 +2,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
-import { DatasetTooLargeError, parametersFromQuery, planDataset, type DatasetPlan } from '../datasets/dataset-plan.js'
+import { DatasetTooLargeError, parametersFromQuery, planDataset, WindowTooLongError, type DatasetPlan } from '../datasets/dataset-plan.js'
 import { MANIFEST_FILE, parametersRecord, writeDataset } from '../datasets/dataset-writer.js'
 import { FolderDatasetSink } from '../datasets/folder-sink.js'
 import { sessionLabelSource } from '../datasets/label-source.js'
@@ -155,7 +155,7 @@ export function registerDatasetCommands (program: Command): void {
           labels: sessionLabelSource(new SessionLabels(pool))
         }, parametersFromQuery(query))
       } catch (err) {
-        if (err instanceof DatasetTooLargeError) throw new CliError(err.message)
+        if (err instanceof DatasetTooLargeError || err instanceof WindowTooLongError) throw new CliError(err.message)
         throw err
       }
       const excluded = Object.entries(plan.excluded).filter(([, ids]) => ids.length > 0)

@@ -63,6 +63,25 @@ export interface PlanSources {
   labels: DatasetLabelSource
 }
 
+/**
+ * The most samples one window may hold, in any export. The window cutter
+ * keeps a batch of 64 windows of 9 channels in memory, and a row has 9
+ * columns per sample: 4,096 (41 s at 100 Hz; UCI HAR's windows are 128)
+ * bounds a batch to 19 MB and a row to 36,864 values, whatever window and
+ * rate a caller asks for.
+ */
+export const MAX_WINDOW_SAMPLES = 4096
+
+/** A window longer than MAX_WINDOW_SAMPLES at the export's grid rate. */
+export class WindowTooLongError extends Error {
+  readonly code = 'WINDOW_TOO_LONG'
+
+  constructor (readonly samples: number) {
+    super(`A window of ${samples} samples is more than the ${MAX_WINDOW_SAMPLES} an export takes; ask for a shorter window or a lower rate`)
+    this.name = 'WindowTooLongError'
+  }
+}
+
 /** More sessions match than one export takes. */
 export class DatasetTooLargeError extends Error {
   readonly code = 'DATASET_TOO_LARGE'
@@ -137,6 +156,7 @@ export async function planDataset (sources: PlanSources, parameters: DatasetPara
   const window = parameters.layout === 'windows' && rateHz !== null
     ? { ...windowShape(parameters.windowSeconds, rateHz, parameters.overlap), purity: parameters.purity }
     : null
+  if (window && window.samples > MAX_WINDOW_SAMPLES) throw new WindowTooLongError(window.samples)
   const sessions = kept.map(session => {
     const split = parameters.split ? splitOfUser(session.candidate.userId, parameters.split) : null
     return { ...session, split, path: dataPath(parameters.layout, parameters.format, session.candidate.id, split) }

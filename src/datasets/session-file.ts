@@ -1,16 +1,7 @@
 import type { SessionExportQuery } from '../schemas/datasets.js'
-import { planDataset, type DatasetPlan, type PlanSources, type PlannedSession } from './dataset-plan.js'
+import { planDataset, WindowTooLongError, type DatasetPlan, type PlanSources, type PlannedSession } from './dataset-plan.js'
 import { LabelCursor } from './label-cursor.js'
 import { sessionContent, type ReadingsSource, type SessionContentStats } from './session-content.js'
-
-/**
- * The most samples one window of a single-session download may hold. The
- * window cutter keeps a batch of 64 windows of 9 channels in memory, and a
- * row has 9 columns per sample: 4,096 (41 s at 100 Hz; UCI HAR's windows
- * are 128) bounds a batch to 19 MB and a row to 36,864 values, whatever
- * window and rate a caller asks for.
- */
-export const MAX_SESSION_WINDOW_SAMPLES = 4096
 
 export type SessionFilePlan =
   | { status: 'ready', plan: DatasetPlan, session: PlannedSession, fileName: string, contentType: string }
@@ -36,22 +27,27 @@ export function sessionFileName (sessionId: number, plan: DatasetPlan): string {
  * grid rate, window shape and labels are the dataset's, defaults included.
  */
 export async function planSessionFile (sources: PlanSources, sessionId: number, query: SessionExportQuery): Promise<SessionFilePlan> {
-  const plan = await planDataset(sources, {
-    layout: query.layout,
-    format: query.format,
-    rateHz: query.rate,
-    windowSeconds: query.window,
-    overlap: query.overlap,
-    purity: query.purity,
-    filters: { sessionIds: [sessionId], includeFlagged: true }
-  })
+  let plan: DatasetPlan
+  try {
+    plan = await planDataset(sources, {
+      layout: query.layout,
+      format: query.format,
+      rateHz: query.rate,
+      windowSeconds: query.window,
+      overlap: query.overlap,
+      purity: query.purity,
+      filters: { sessionIds: [sessionId], includeFlagged: true }
+    })
+  } catch (err) {
+    if (err instanceof WindowTooLongError) return { status: 'window-too-long', samples: err.samples }
+    throw err
+  }
   const [session] = plan.sessions
   if (!session) {
     if (plan.excluded.no_report.length > 0) return { status: 'no-report' }
     if (plan.excluded.no_readings.length > 0) return { status: 'no-readings' }
     return { status: 'not-ended' }
   }
-  if (plan.window && plan.window.samples > MAX_SESSION_WINDOW_SAMPLES) return { status: 'window-too-long', samples: plan.window.samples }
   return { status: 'ready', plan, session, fileName: sessionFileName(sessionId, plan), contentType: CONTENT_TYPES[plan.parameters.format] }
 }
 

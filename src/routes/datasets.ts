@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { DatasetTooLargeError, parametersFromQuery, planDataset, type DatasetPlan } from '../datasets/dataset-plan.js'
+import { DatasetTooLargeError, parametersFromQuery, planDataset, WindowTooLongError, type DatasetPlan } from '../datasets/dataset-plan.js'
 import { writeDataset } from '../datasets/dataset-writer.js'
 import { sessionLabelSource } from '../datasets/label-source.js'
 import { userNaming } from '../datasets/pseudonyms.js'
@@ -94,7 +94,7 @@ const datasetsRoutes: FastifyPluginAsyncZod<DatasetRoutesOptions> = async (fasti
     } catch (err) {
       done()
       if (err instanceof ExportPoolBusyError) return refuse(reply, 503, 'EXPORTS_BUSY', 'Every export connection is in use; retry shortly')
-      if (err instanceof DatasetTooLargeError) throw new AppError(400, err.code, err.message)
+      if (err instanceof DatasetTooLargeError || err instanceof WindowTooLongError) throw new AppError(400, err.code, err.message)
       throw err
     }
 

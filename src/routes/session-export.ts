@@ -2,7 +2,8 @@ import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { sessionLabelSource } from '../datasets/label-source.js'
-import { MAX_SESSION_WINDOW_SAMPLES, planSessionFile, sessionFileContent, type SessionFilePlan } from '../datasets/session-file.js'
+import { WindowTooLongError } from '../datasets/dataset-plan.js'
+import { planSessionFile, sessionFileContent, type SessionFilePlan } from '../datasets/session-file.js'
 import { DatasetConnection } from '../db/readings/dataset-readings.js'
 import { isStatementTimeout } from '../db/errors.js'
 import { ExportPoolBusyError } from '../db/export-pool.js'
@@ -30,7 +31,7 @@ function refusalOf (result: SessionFilePlan, id: number): AppError | undefined {
     case 'not-ended': return notFound(`Session ${id} does not exist`)
     case 'no-report': return new AppError(503, 'REPORT_TIMEOUT', `The report of session ${id}, which its grid is built from, could not be computed now; try again later`)
     case 'no-readings': return new AppError(409, 'NO_READINGS', `Session ${id} has no readings to lay out`)
-    case 'window-too-long': return new AppError(400, 'WINDOW_TOO_LONG', `A window of ${result.samples} samples is more than the ${MAX_SESSION_WINDOW_SAMPLES} one download takes; ask for a shorter window or a lower rate`)
+    case 'window-too-long': return new AppError(400, 'WINDOW_TOO_LONG', new WindowTooLongError(result.samples).message)
   }
 }
 

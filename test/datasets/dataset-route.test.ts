@@ -85,7 +85,7 @@ async function bodyOf (response: http.IncomingMessage): Promise<string> {
 }
 
 describe('GET /datasets/export', () => {
-  it('is for admins, answers 404 when nothing matches and 400 for a bad split', async () => {
+  it('is for admins, answers 404 when nothing matches and 400 for a bad split or a window too long', async () => {
     const forbidden = await app.inject({ method: 'GET', url: '/datasets/export', headers: bearer(tester.token) })
     expect(forbidden.statusCode).toBe(403)
     const none = await app.inject({ method: 'GET', url: '/datasets/export?from=2030-01-01T00:00:00Z', headers: bearer(admin.token) })
@@ -96,6 +96,10 @@ describe('GET /datasets/export', () => {
     expect(undeclared.json().message).toMatch(/left out: 1 sample rate/)
     const badSplit = await app.inject({ method: 'GET', url: '/datasets/export?split=0.8,0.3,0.1', headers: bearer(admin.token) })
     expect(badSplit.statusCode).toBe(400)
+    // The window cap holds for whole exports too: 1,000 s at 1,000 Hz would be a million samples a row.
+    const huge = await app.inject({ method: 'GET', url: `/datasets/export?sessions=${small}&layout=windows&window=1000s&rate=1000`, headers: bearer(admin.token) })
+    expect(huge.statusCode).toBe(400)
+    expect(huge.json()).toMatchObject({ error: 'WINDOW_TOO_LONG' })
   })
 
   it('streams a zip any unzip opens, with the data files, labels.csv and a manifest whose digests match', async () => {
