@@ -347,8 +347,8 @@ export class RecordingConnection implements SessionHolder {
   private resumeIfFree (): void {
     if (this.pausedForInflight || this.pausedForPipeline || this.closed || this.draining) return
     // A socket freed by its own acks while the pipeline is full queues behind the sockets
-    // already waiting for room: resuming at once let phones whose acks came back first
-    // send again first, and under overload some phones waited several times as long as others.
+    // already waiting for room: resuming at once let the phones whose acks came back first
+    // send again ahead of phones that had waited longer.
     if (this.deps.intake.saturated) return this.waitForRoom()
     this.socket.resume()
   }
