@@ -1,7 +1,7 @@
 import { findDatasetCandidates, MAX_DATASET_SESSIONS, type DatasetCandidate, type DatasetSessionQuery } from '../db/sessions/dataset-sessions.js'
 import type { Queryable } from '../db/queryable.js'
 import { intendedRates } from '../reports/build-report.js'
-import type { DatasetExportQuery } from '../schemas/datasets.js'
+import type { DatasetExportQuery, SessionExportQuery } from '../schemas/datasets.js'
 import { REPORT_VERSION, type SessionReport } from '../schemas/session-report.js'
 import { SENSORS } from '../schemas/sensors.js'
 import type { DatasetLabelSource, SessionLabelling } from './label-source.js'
@@ -164,15 +164,22 @@ export async function planDataset (sources: PlanSources, parameters: DatasetPara
   return { parameters, rateHz, window, sessions, excluded, readings: sessions.reduce((sum, session) => sum + session.candidate.readings, 0) }
 }
 
-/** The parameters a validated GET /datasets/export query (or the CLI's options) asks for. */
-export function parametersFromQuery (query: DatasetExportQuery): DatasetParameters {
+/** The layout, format and grid a query asks for: what a whole export and one session's download share. */
+export function shapeFromQuery (query: SessionExportQuery): Omit<DatasetParameters, 'split' | 'filters'> {
   return {
     layout: query.layout,
     format: query.format,
     rateHz: query.rate,
     windowSeconds: query.window,
     overlap: query.overlap,
-    purity: query.purity,
+    purity: query.purity
+  }
+}
+
+/** The parameters a validated GET /datasets/export query (or the CLI's options) asks for. */
+export function parametersFromQuery (query: DatasetExportQuery): DatasetParameters {
+  return {
+    ...shapeFromQuery(query),
     split: query.split && { fractions: query.split, seed: query.seed },
     filters: {
       from: query.from,

@@ -1,5 +1,5 @@
 import type { SessionExportQuery } from '../schemas/datasets.js'
-import { planDataset, WindowTooLongError, type DatasetPlan, type PlanSources, type PlannedSession } from './dataset-plan.js'
+import { planDataset, shapeFromQuery, WindowTooLongError, type DatasetPlan, type PlanSources, type PlannedSession } from './dataset-plan.js'
 import { LabelCursor } from './label-cursor.js'
 import { sessionContent, type ReadingsSource, type SessionContentStats } from './session-content.js'
 
@@ -29,15 +29,7 @@ export function sessionFileName (sessionId: number, plan: DatasetPlan): string {
 export async function planSessionFile (sources: PlanSources, sessionId: number, query: SessionExportQuery): Promise<SessionFilePlan> {
   let plan: DatasetPlan
   try {
-    plan = await planDataset(sources, {
-      layout: query.layout,
-      format: query.format,
-      rateHz: query.rate,
-      windowSeconds: query.window,
-      overlap: query.overlap,
-      purity: query.purity,
-      filters: { sessionIds: [sessionId], includeFlagged: true }
-    })
+    plan = await planDataset(sources, { ...shapeFromQuery(query), filters: { sessionIds: [sessionId], includeFlagged: true } })
   } catch (err) {
     if (err instanceof WindowTooLongError) return { status: 'window-too-long', samples: err.samples }
     throw err
