@@ -50,6 +50,8 @@ describe('bench smoke', () => {
       expect(spread.readingsAcked.min * 4).toBeLessThanOrEqual(phase.readingsAcked)
       expect(spread.readingsAcked.max * 4).toBeGreaterThanOrEqual(phase.readingsAcked)
       expect(spread.readingsAcked.min).toBeGreaterThan(0)
+      // The WAL the phase wrote holds at least every reading's row.
+      expect(phase.checkpoints.walBytes).toBeGreaterThan(phase.readingsAcked * 50)
       expect(phase.checkpoints.requested).toBeGreaterThanOrEqual(0)
     }
     expect(Object.keys(result.database.settings).sort()).toEqual(['checkpoint_timeout', 'max_wal_size', 'shared_buffers', 'synchronous_commit', 'wal_buffers', 'wal_compression'])
