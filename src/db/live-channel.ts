@@ -28,16 +28,28 @@ export interface WrittenBatchNotice {
   total: number
 }
 
+/** Sessions one notification names at most: each is under 150 bytes of JSON, and NOTIFY takes 8,000. */
+const NOTICES_PER_NOTIFICATION = 40
+
 /**
- * One statement for a whole group of batches: a notification per session,
- * its owner looked up by primary key (so a listener can tell who may see it).
- * json_build_object keeps the payload a few dozen bytes, far under NOTIFY's 8000.
+ * One statement for a whole group of batches, a notification per 40
+ * sessions: each session's owner looked up by primary key (so a listener can
+ * tell who may see it), the sessions' notices in one JSON array. Every
+ * notification costs every listening backend a read of the queue and a
+ * message. In real time (1,000 binary phones, plain PostgreSQL) the
+ * notifications cost 0.18 us of PostgreSQL CPU a reading one per session
+ * (2.43 against 2.25 us with none), 0.06-0.09 us forty to a notification
+ * (2.34 and 2.37 us), whether anyone watched or not.
  */
 const NOTIFY_SQL = `
-select pg_notify($1, json_build_object('sessionId', b.session_id, 'userId', s.user_id, 'batchId', b.batch_id,
-  'counts', json_build_object('batch', b.readings, 'total', b.total))::text)
-from jsonb_to_recordset($2::jsonb) as b(session_id bigint, batch_id integer, readings integer, total bigint)
-join sessions s on s.id = b.session_id`
+select pg_notify($1, json_agg(json_build_object('sessionId', n.session_id, 'userId', n.user_id, 'batchId', n.batch_id,
+  'counts', json_build_object('batch', n.readings, 'total', n.total)))::text)
+from (
+  select b.*, s.user_id, (row_number() over () - 1) / ${NOTICES_PER_NOTIFICATION} as part
+  from jsonb_to_recordset($2::jsonb) as b(session_id bigint, batch_id integer, readings integer, total bigint)
+  join sessions s on s.id = b.session_id
+) n
+group by n.part`
 
 export interface LiveChannelOptions {
   connectionString: string
@@ -133,7 +145,9 @@ export class LiveChannel {
     client.on('notification', message => {
       if (message.channel !== LIVE_CHANNEL || !message.payload) return
       try {
-        this.options.onNotice(JSON.parse(message.payload) as LiveNotice)
+        // An array of notices; a single notice is what an instance of an earlier version sends.
+        const parsed = JSON.parse(message.payload) as LiveNotice[] | LiveNotice
+        for (const notice of Array.isArray(parsed) ? parsed : [parsed]) this.options.onNotice(notice)
       } catch (err) {
         this.log.warn({ err }, 'Live notification could not be read.')
       }
