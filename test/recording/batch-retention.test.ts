@@ -1,13 +1,8 @@
-import type { AddressInfo } from 'node:net'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { WebSocketServer } from 'ws'
 import { afterAll, describe, expect, it } from 'vitest'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
-import { BatchIntake } from '../../src/recording/batch-intake.js'
-import { RecordingConnection } from '../../src/recording/connection.js'
-import { RecordingSessions } from '../../src/recording/recording-sessions.js'
-import { SessionRegistry } from '../../src/recording/session-registry.js'
+import { startConnectionServer } from '../fixtures/connection-server.js'
 import { build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { MemorySink } from '../ingest/memory-sink.js'
 import { makeReadings, TestPhone } from '../ws-client.js'
@@ -27,25 +22,10 @@ const app = await build(databaseUrl)
 
 const sink = new MemorySink()
 const pipeline = new IngestPipeline({ sinks: [sink], maxRowsPerGroup: BATCH, maxBufferedReadings: 10_000_000 })
-const registry = new SessionRegistry()
-const sessions = new RecordingSessions({ db: app.db, reporter: app.reports, registry, ttlSeconds: 600, metadataMaxBytes: 16_384 })
-const deps = {
-  sessions,
-  intake: new BatchIntake(pipeline),
-  registry,
-  log: app.log,
-  settings: { batchSize: BATCH, maxInflightBatches: 1000, createSessionTimeoutMs: 30_000, maxSendBufferBytes: 4 * 1024 * 1024 }
-}
 const userId = (await createUserWithToken(app)).user.id
-const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-server.on('connection', socket => {
-  const connection = new RecordingConnection(socket, userId, deps)
-  socket.on('message', (data, isBinary) => connection.handleMessage(data, isBinary))
-  socket.on('close', () => connection.handleClose())
-})
-await new Promise(resolve => server.once('listening', resolve))
+const server = await startConnectionServer({ app, pipeline, settings: { batchSize: BATCH, maxInflightBatches: 1000 } })
 afterAll(async () => {
-  await new Promise(resolve => server.close(resolve))
+  await server.close()
   await pipeline.close()
 })
 
@@ -57,7 +37,7 @@ function heapUsed (): number {
 
 describe('a batch waiting for its commit', () => {
   it('does not keep the JSON it was parsed from alive', async () => {
-    const phone = await TestPhone.connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+    const phone = await TestPhone.connect(server.url(userId))
     phone.send('create_session', {})
     const { sessionId } = await phone.expect('session_created')
     sink.open(sessionId as number)

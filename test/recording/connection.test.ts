@@ -1,12 +1,7 @@
-import type { AddressInfo } from 'node:net'
 import pg from 'pg'
-import { WebSocketServer } from 'ws'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
-import { BatchIntake } from '../../src/recording/batch-intake.js'
-import { RecordingConnection } from '../../src/recording/connection.js'
-import { RecordingSessions } from '../../src/recording/recording-sessions.js'
-import { SessionRegistry } from '../../src/recording/session-registry.js'
+import { startConnectionServer } from '../fixtures/connection-server.js'
 import { TcpProxy } from '../fixtures/tcp-proxy.js'
 import { build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { MemorySink } from '../ingest/memory-sink.js'
@@ -32,25 +27,9 @@ afterAll(async () => {
 
 const sink = new MemorySink()
 const pipeline = new IngestPipeline({ sinks: [sink], maxRowsPerGroup: 10_000, maxBufferedReadings: 100_000 })
-const registry = new SessionRegistry()
-const sessions = new RecordingSessions({ db, reporter: app.reports, registry, ttlSeconds: 600, metadataMaxBytes: 16_384 })
-const deps = {
-  sessions,
-  intake: new BatchIntake(pipeline),
-  registry,
-  log: app.log,
-  settings: { batchSize: BATCH, maxInflightBatches: 16, createSessionTimeoutMs: 30_000, maxSendBufferBytes: 4 * 1024 * 1024 }
-}
-
-const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-server.on('connection', (socket, request) => {
-  const connection = new RecordingConnection(socket, Number(new URL(request.url ?? '/', 'http://x').searchParams.get('user')), deps)
-  socket.on('message', (data, isBinary) => connection.handleMessage(data, isBinary))
-  socket.on('close', () => connection.handleClose())
-})
-await new Promise(resolve => server.once('listening', resolve))
+const server = await startConnectionServer({ app, pipeline, db, settings: { batchSize: BATCH, maxInflightBatches: 16 } })
 afterAll(async () => {
-  await new Promise(resolve => server.close(resolve))
+  await server.close()
   await pipeline.close()
 })
 
@@ -61,7 +40,7 @@ afterEach(async () => {
 })
 
 async function phoneOf (userId: number): Promise<TestPhone> {
-  const phone = await TestPhone.connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/?user=${userId}`)
+  const phone = await TestPhone.connect(server.url(userId))
   phones.push(phone)
   return phone
 }

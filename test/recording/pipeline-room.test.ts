@@ -1,14 +1,8 @@
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WebSocketServer } from 'ws'
 import { afterAll, describe, expect, it } from 'vitest'
 import { IngestPipeline } from '../../src/ingest/pipeline.js'
 import type { GroupWriteResult, PendingBatch } from '../../src/ingest/types.js'
-import { BatchIntake } from '../../src/recording/batch-intake.js'
-import { RecordingConnection } from '../../src/recording/connection.js'
-import { RecordingSessions } from '../../src/recording/recording-sessions.js'
-import { SessionRegistry } from '../../src/recording/session-registry.js'
-import { recordingSocket } from '../../src/recording/socket-reading.js'
+import { startConnectionServer } from '../fixtures/connection-server.js'
 import { build, createTestDatabase, createUserWithToken } from '../helper.js'
 import { MemorySink } from '../ingest/memory-sink.js'
 import { makeReadings, TestPhone } from '../ws-client.js'
@@ -42,33 +36,19 @@ const app = await build(databaseUrl)
 const sink = new SteppedSink()
 // Two batches fill the pipeline; each phone may have one batch unanswered.
 const pipeline = new IngestPipeline({ sinks: [sink], maxRowsPerGroup: 10_000, maxBufferedReadings: 2 * BATCH })
-const registry = new SessionRegistry()
-const deps = {
-  sessions: new RecordingSessions({ db: app.db, reporter: app.reports, registry, ttlSeconds: 600, metadataMaxBytes: 16_384 }),
-  intake: new BatchIntake(pipeline),
-  registry,
-  log: app.log,
-  settings: { batchSize: BATCH, maxInflightBatches: 1, createSessionTimeoutMs: 30_000, maxSendBufferBytes: 4 * 1024 * 1024 }
-}
-const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-server.on('connection', (socket, request) => {
-  const connection = new RecordingConnection(recordingSocket(socket), Number(new URL(request.url ?? '/', 'http://x').searchParams.get('user')), deps)
-  socket.on('message', (data, isBinary) => connection.handleMessage(data, isBinary))
-  socket.on('close', () => connection.handleClose())
-})
-await new Promise(resolve => server.once('listening', resolve))
+const server = await startConnectionServer({ app, pipeline, settings: { batchSize: BATCH, maxInflightBatches: 1 } })
 const phones: TestPhone[] = []
 afterAll(async () => {
   const pump = setInterval(() => sink.step(), 10)
   await Promise.all(phones.map(phone => phone.close()))
-  await new Promise(resolve => server.close(resolve))
+  await server.close()
   await pipeline.close()
   clearInterval(pump)
 })
 
 async function recordingPhone (): Promise<{ phone: TestPhone, sessionId: number }> {
   const { user } = await createUserWithToken(app)
-  const phone = await TestPhone.connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/?user=${user.id}`)
+  const phone = await TestPhone.connect(server.url(user.id))
   phones.push(phone)
   phone.send('create_session', {})
   const sessionId = (await phone.expect('session_created')).sessionId as number
