@@ -11,6 +11,7 @@ const channel = new LiveChannel({ connectionString: databaseUrl, onNotice: notic
 await channel.start()
 // A second listener counts the notifications themselves, as any instance's would arrive.
 const counter = new pg.Client({ connectionString: databaseUrl })
+counter.on('error', () => {})
 await counter.connect()
 const payloads: string[] = []
 counter.on('notification', message => { if (message.channel === LIVE_CHANNEL && message.payload) payloads.push(message.payload) })
